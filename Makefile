@@ -1,0 +1,41 @@
+# minicosy — two set-up commands: `make demo` and `make test` (see README).
+PYTHON ?= $(shell command -v python3.11 >/dev/null 2>&1 && echo python3.11 || echo python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.minicosy-installed
+
+.PHONY: demo test install debian notebooks corpus clean-venv benchmarks
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(PY) pyproject.toml scripts/install_python.sh scripts/install_debian.sh
+	bash scripts/install_debian.sh
+	bash scripts/install_python.sh $(PY)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+debian:
+	bash scripts/install_debian.sh
+
+# The project's main job: build a small corpus slice, then print corpus and judge figures.
+demo: $(STAMP)
+	$(PY) -m minicosy demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+# Execute every notebook in place (outputs and execution counts kept).
+notebooks: $(STAMP)
+	$(PY) -m minicosy.nbrun notebooks/*.ipynb
+
+corpus: $(STAMP)
+	$(PY) -m minicosy data build
+
+benchmarks: $(STAMP)
+	$(PY) benchmarks/frontend.py
+
+clean-venv:
+	rm -rf $(VENV)

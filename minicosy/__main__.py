@@ -1,0 +1,5 @@
+import sys
+
+from minicosy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,93 @@
+"""The ``minicosy`` command line.
+
+Command groups (each stage's module registers its own subcommands):
+
+    minicosy demo                      build a small corpus slice and print corpus + judge figures
+    minicosy data build|import|fixtures|info
+    minicosy text train|encode|normalize
+    minicosy train tokenizer|vocoder ...
+    minicosy eval groundtruth|wer|sim ...
+    minicosy info                      versions, device
+
+A module takes part by defining ``register_cli(groups)`` where ``groups`` maps a group name
+(``"data"``, ``"text"``, ``"train"``, ``"eval"``) to an ``argparse`` sub-parsers object; each
+command it adds sets ``func=handler`` with ``handler(args) -> int | None``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that contribute commands; a module missing from an install is skipped silently.
+CLI_MODULES = (
+    "minicosy.corpus",
+    "minicosy.loaders",
+    "minicosy.text_tokenizer",
+    "minicosy.eval",
+    "minicosy.speech_tokenizer",
+    "minicosy.vocoder",
+    "minicosy.demo",
+)
+
+GROUPS = {
+    "data": "build, import and inspect corpora",
+    "text": "text normalisation and the BPE text tokenizer",
+    "train": "train a stage",
+    "eval": "independent judges: pocketsphinx WER, resemblyzer similarity",
+}
+
+
+def _info(args) -> int:
+    from minicosy import __version__
+    from minicosy.utils import machine_info, pick_device
+
+    print(f"minicosy {__version__}")
+    for k, v in machine_info().items():
+        print(f"  {k}: {v}")
+    print(f"  device: {pick_device(args.device)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minicosy", description="CosyVoice 2, small and readable.")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    info = top.add_parser("info", help="versions and the device minicosy would use")
+    info.add_argument("--device", default=None)
+    info.set_defaults(func=_info)
+    groups = {}
+    for name, help_ in GROUPS.items():
+        p = top.add_parser(name, help=help_)
+        groups[name] = p.add_subparsers(dest=f"{name}_command", metavar="SUBCOMMAND")
+        p.set_defaults(func=lambda args, p=p: (p.print_help(), 2)[1])
+    groups["top"] = top
+    for mod_name in CLI_MODULES:
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == mod_name:
+                continue
+            raise
+        register = getattr(mod, "register_cli", None)
+        if register is not None:
+            register(groups)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        rc = args.func(args)
+    except ValueError as exc:  # bad input: one clear line, no traceback
+        print(f"minicosy: error: {exc}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

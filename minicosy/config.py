@@ -1,0 +1,106 @@
+"""Configuration: the public TTS config, the two mel front ends, and presets.
+
+CosyVoice 2 (arXiv 2412.10117) runs at three rates (DESIGN.md §1):
+
+    text ──BPE──▶ LM ──25 Hz speech tokens──▶ flow ──50 Hz mel──▶ vocoder ──24 kHz wav
+
+and it has two different mel front ends:
+
+* the **flow / vocoder mel**: 24 kHz audio, n_fft 1920, hop 480 (→ 50 frames/s), 80 bins,
+  0–8 kHz, natural log of the magnitude mel clamped at 1e-5 — the Matcha-TTS / HiFi-GAN
+  convention the official code uses;
+* the **speech-tokenizer features**: 16 kHz audio, hop 160 (→ 100 frames/s), which two
+  stride-2 convolutions bring down to the 25 Hz token rate.
+
+Everything is a plain ``@dataclass`` with named presets — no YAML object factories.
+
+References:
+    [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2 and Table 1.
+    [2] Mehta et al., "Matcha-TTS", arXiv 2309.03199 (the mel convention used by CosyVoice).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class MelConfig:
+    """Parameters of one log-mel front end.
+
+    Frames: the signal is reflect-padded by ``(n_fft - hop_length) // 2`` on both sides and
+    framed without centring, so a signal of ``T`` samples gives exactly ``T // hop_length``
+    frames (the official CosyVoice / Matcha convention).
+    """
+
+    sample_rate: int = 24000  # Hz of the audio this front end expects
+    n_fft: int = 1920  # 80 ms window at 24 kHz
+    hop_length: int = 480  # 20 ms → 50 frames per second
+    win_length: int = 1920
+    n_mels: int = 80
+    fmin: float = 0.0
+    fmax: float = 8000.0  # speech energy above 8 kHz is left to the vocoder to invent
+    log_floor: float = 1e-5  # log(clamp(mel, 1e-5)): silence sits at log(1e-5) ≈ -11.5
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def pad(self) -> int:
+        return (self.n_fft - self.hop_length) // 2
+
+    def n_frames(self, n_samples: int) -> int:
+        """Number of mel frames for a signal of ``n_samples`` samples."""
+        return (n_samples + 2 * self.pad - self.n_fft) // self.hop_length + 1
+
+    @classmethod
+    def flow(cls) -> "MelConfig":
+        """The 24 kHz, 50 Hz, 80-bin mel used by the flow and the vocoder (DESIGN.md §1)."""
+        return cls()
+
+    @classmethod
+    def tokenizer(cls) -> "MelConfig":
+        """16 kHz, 100 Hz features for the speech tokenizer (two stride-2 convs → 25 Hz)."""
+        return cls(sample_rate=16000, n_fft=400, hop_length=160, win_length=400, n_mels=80,
+                   fmin=0.0, fmax=8000.0)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class TTSConfig:
+    """The public, top-level config (the seed's defaults).
+
+    ``sample_rate`` is the output rate of the vocoder, ``frame_rate`` the mel frame rate of
+    the flow; the speech-token rate is fixed by the architecture at half of it.
+    """
+
+    sample_rate: int = 24000
+    n_mels: int = 80
+    frame_rate: int = 50
+
+    @property
+    def hop_length(self) -> int:
+        return self.sample_rate // self.frame_rate  # 480 samples per mel frame
+
+    @property
+    def token_rate(self) -> int:
+        return self.frame_rate // 2  # 25 Hz: the flow upsamples tokens ×2   [CV2 §2.4]
+
+    def mel(self) -> MelConfig:
+        """The flow/vocoder mel front end that matches this config."""
+        return MelConfig(sample_rate=self.sample_rate, n_fft=4 * self.hop_length,
+                         hop_length=self.hop_length, win_length=4 * self.hop_length,
+                         n_mels=self.n_mels)
+
+    @classmethod
+    def tiny(cls) -> "TTSConfig":
+        """CPU preset: the rates do not shrink, only the models do (see each stage's presets)."""
+        return cls()
+
+    @classmethod
+    def paper(cls) -> "TTSConfig":
+        """The published CosyVoice 2 rates: 24 kHz, 80 bins, 50 Hz mel, 25 Hz tokens."""
+        return cls()
