@@ -1,0 +1,453 @@
+"""Vocoder training: discriminators, GAN losses, a cached segment dataset, the loop, the evaluation.
+
+Stage: training the HiFT-style vocoder of :mod:`minicosy.vocoder` (DESIGN.md §2 "Vocoder").
+
+Losses, as HiFi-GAN/HiFT [1, 2] (weights from the official recipe):
+
+    L_D = Σ_k E[(D_k(x) − 1)²] + E[D_k(G(s))²]                                   (LSGAN)
+    L_G = Σ_k E[(D_k(G(s)) − 1)²] + 2·L_FM + 45·L_mel + L_F0
+    L_FM = Σ_k Σ_l mean|D_k^l(x) − D_k^l(G(s))|        (feature matching over every layer l)
+    L_mel = mean|log_mel(x) − log_mel(G(s))|,   L_F0 = mean|F0_pred − F0_pyin|
+
+Discriminators: multi-period D_p (periods 2, 3, 5, 7, 11: the waveform folded into a 2-D
+``(T/p, p)`` image, so each column sees every p-th sample) [1] and multi-resolution
+spectrogram discriminators (three STFT sizes) [3], the pair CosyVoice 2's HiFT uses.
+
+# simplification: the CPU budget is ~90 minutes on one or two cores, so training opens with a
+# warm-up of reconstruction losses only (mel-L1 + a multi-resolution STFT loss [4]) and switches
+# the discriminators on afterwards (``warmup_minutes``); the MR-STFT term stays as a stabiliser.
+# Weight normalisation of the discriminators is left out.
+
+F0 targets come from ``librosa.pyin`` once per utterance and are cached with the 24 kHz audio;
+mels are computed per batch from the cached audio segments (one small STFT, cheaper than
+storing them).
+
+References:
+    [1] Kong, Kim & Bae, "HiFi-GAN", arXiv 2010.05646 (MPD, LSGAN, feature matching, 45 × mel).
+    [2] Li et al., "HiFTNet", arXiv 2309.09493; Du et al., "CosyVoice 2", arXiv 2412.10117.
+    [3] Jang et al., "UnivNet", arXiv 2106.07889 (multi-resolution spectrogram discriminator).
+    [4] Yamamoto, Song & Kim, "Parallel WaveGAN", arXiv 1910.11480 (multi-resolution STFT loss).
+    [5] Mauch & Dixon, "pYIN", ICASSP 2014 (the F0 targets).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from minicosy.audio import load_audio, log_mel, save_audio
+from minicosy.vocoder import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
+
+HELD_OUT = ("mbrola_us3", "mbrola_en1")  # DESIGN.md §3: never trained on (valid/test only)
+
+# ----------------------------------------------------------------------------- discriminators
+
+
+class PeriodDiscriminator(nn.Module):
+    """D_p: fold ``(B, 1, T)`` into ``(B, 1, T/p, p)`` and run strided 2-D convs over time."""
+
+    def __init__(self, period: int, channels: tuple = (16, 32, 64, 64)):
+        super().__init__()
+        self.period = period
+        convs, c_in = [], 1
+        for c in channels:
+            convs.append(nn.Conv2d(c_in, c, (5, 1), (3, 1), padding=(2, 0)))
+            c_in = c
+        convs.append(nn.Conv2d(c_in, c_in, (5, 1), 1, padding=(2, 0)))
+        self.convs = nn.ModuleList(convs)
+        self.post = nn.Conv2d(c_in, 1, (3, 1), 1, padding=(1, 0))
+
+    def forward(self, x: torch.Tensor):
+        B, _, T = x.shape
+        if T % self.period:
+            x = F.pad(x, (0, self.period - T % self.period), mode="reflect")
+        x = x.view(B, 1, -1, self.period)  # (B, 1, T/p, p)
+        feats = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)
+            feats.append(x)
+        x = self.post(x)
+        feats.append(x)
+        return x.flatten(1), feats
+
+
+class ResolutionDiscriminator(nn.Module):
+    """UnivNet-style D on a linear magnitude spectrogram ``(B, 1, frames, bins)``."""
+
+    def __init__(self, n_fft: int, hop: int, win: int, channels: int = 16):
+        super().__init__()
+        self.n_fft, self.hop, self.win = n_fft, hop, win
+        c = channels
+        self.convs = nn.ModuleList([
+            nn.Conv2d(1, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 9), stride=(1, 2), padding=(1, 4)),
+            nn.Conv2d(c, c, (3, 3), padding=(1, 1)),
+        ])
+        self.post = nn.Conv2d(c, 1, (3, 3), padding=(1, 1))
+        self.register_buffer("window", torch.hann_window(win), persistent=False)
+
+    def forward(self, x: torch.Tensor):
+        spec = torch.stft(x.squeeze(1), self.n_fft, self.hop, self.win, window=self.window,
+                          center=True, return_complex=True).abs()  # (B, bins, frames)
+        x = spec.transpose(1, 2).unsqueeze(1)  # (B, 1, frames, bins)
+        feats = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), 0.1)
+            feats.append(x)
+        x = self.post(x)
+        feats.append(x)
+        return x.flatten(1), feats
+
+
+class Discriminators(nn.Module):
+    """All sub-discriminators; ``forward(wav)`` → list of ``(score, features)``."""
+
+    def __init__(self, periods=(2, 3, 5, 7, 11), resolutions=((1024, 120, 600), (2048, 240, 1200),
+                                                               (512, 50, 240)),
+                 period_channels=(16, 32, 64, 64), spec_channels: int = 8):
+        super().__init__()
+        self.subs = nn.ModuleList([PeriodDiscriminator(p, period_channels) for p in periods] +
+                                  [ResolutionDiscriminator(*r, channels=spec_channels) for r in resolutions])
+
+    def forward(self, wav: torch.Tensor):  # (B, T)
+        x = wav.unsqueeze(1)
+        return [d(x) for d in self.subs]
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def discriminator_loss(real_out, fake_out) -> torch.Tensor:
+    """LSGAN: Σ_k E[(D_k(x) − 1)²] + E[D_k(G(s))²]."""
+    return sum(((1 - r) ** 2).mean() + (f ** 2).mean() for (r, _), (f, _) in zip(real_out, fake_out))
+
+
+def generator_adv_loss(fake_out) -> torch.Tensor:
+    """LSGAN for G: Σ_k E[(D_k(G(s)) − 1)²]."""
+    return sum(((1 - f) ** 2).mean() for f, _ in fake_out)
+
+
+def feature_matching_loss(real_out, fake_out) -> torch.Tensor:
+    """Σ_k Σ_l mean|D_k^l(x) − D_k^l(G(s))| (real features are targets: detached)."""
+    return sum(F.l1_loss(ff, rf.detach()) for (_, rfs), (_, ffs) in zip(real_out, fake_out)
+               for rf, ff in zip(rfs, ffs))
+
+
+def multi_resolution_stft_loss(x: torch.Tensor, y: torch.Tensor,
+                               resolutions=((256, 64), (512, 128), (1024, 256))) -> torch.Tensor:
+    """Spectral convergence + log-magnitude L1, averaged over STFT sizes   [4]
+
+    SC = ‖|Y| − |X|‖_F / ‖|Y|‖_F,   LM = mean|log|Y| − log|X||   (x generated, y target)
+    """
+    total = 0.0
+    for n_fft, hop in resolutions:
+        w = torch.hann_window(n_fft, device=x.device)
+        X = torch.stft(x, n_fft, hop, window=w, return_complex=True).abs().clamp(min=1e-5)
+        Y = torch.stft(y, n_fft, hop, window=w, return_complex=True).abs().clamp(min=1e-5)
+        sc = torch.linalg.norm(Y - X) / torch.linalg.norm(Y).clamp(min=1e-5)
+        total = total + sc + (Y.log() - X.log()).abs().mean()
+    return total / len(resolutions)
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def pyin_f0(wav: np.ndarray, n_frames: int, sample_rate: int = 24000, hop: int = 480) -> np.ndarray:
+    """F0 in Hz per mel frame (0 where unvoiced), aligned with :func:`minicosy.audio.log_mel`   [5]
+
+    Mel frame t is centred on sample ``t·hop + hop/2`` (reflect pad (n_fft−hop)/2, no centring);
+    pyin with ``center=True`` centres frame t on ``t·hop``, hence the ``hop/2`` shift.
+    """
+    import librosa
+
+    x = wav[hop // 2:]
+    f0, voiced, _ = librosa.pyin(x, fmin=50.0, fmax=600.0, sr=sample_rate, frame_length=4 * hop,
+                                 hop_length=hop, center=True)
+    f0 = np.where(voiced, np.nan_to_num(f0), 0.0).astype(np.float32)
+    out = np.zeros(n_frames, dtype=np.float32)
+    out[:min(n_frames, f0.size)] = f0[:n_frames]
+    return out
+
+
+def build_cache(manifest, split: str = "train", max_per_voice: int | None = 40,
+                cache_file=None, exclude_voices=(), seed: int = 0, log=print) -> dict:
+    """Load utterances at 24 kHz and their pyin F0 once; save/reuse ``cache_file``.
+
+    Returns:
+        ``{"ids", "voices", "wav": [int16 (T,)], "f0": [float32 (T//480,)]}``.
+    """
+    from minicosy.manifest import manifest_root, read_manifest
+
+    if cache_file is not None and Path(cache_file).is_file():
+        cache = torch.load(cache_file, weights_only=False)
+        log(f"vocoder data: {len(cache['ids'])} {split} utterances from cache {cache_file}")
+        return cache
+    utts = [u for u in read_manifest(manifest, split=split) if u.voice not in set(exclude_voices)]
+    if not utts:
+        raise ValueError(f"no {split!r} utterances in {manifest} (after excluding {list(exclude_voices)}).")
+    rng = random.Random(seed)
+    by_voice: dict = {}
+    for u in utts:
+        by_voice.setdefault(u.voice, []).append(u)
+    chosen = []
+    for v in sorted(by_voice):
+        us = sorted(by_voice[v], key=lambda u: u.id)
+        rng.shuffle(us)
+        chosen += us[:max_per_voice] if max_per_voice else us
+    root = manifest_root(manifest)
+    cache = {"ids": [], "voices": [], "wav": [], "f0": []}
+    t0 = time.time()
+    for i, u in enumerate(chosen):
+        wav = load_audio(u.audio_path(root), 24000)
+        n = wav.size // 480
+        if n < 8:
+            continue
+        cache["ids"].append(u.id)
+        cache["voices"].append(u.voice)
+        cache["wav"].append(torch.from_numpy(np.round(np.clip(wav[:n * 480], -1, 1) * 32767).astype(np.int16)))
+        cache["f0"].append(torch.from_numpy(pyin_f0(wav, n)))
+        if (i + 1) % 100 == 0:
+            log(f"vocoder data: {i + 1}/{len(chosen)} utterances, {time.time() - t0:.0f} s")
+    log(f"vocoder data: {len(cache['ids'])} {split} utterances, {len(by_voice)} voices, "
+        f"{sum(w.numel() for w in cache['wav']) / 24000 / 60:.1f} min of audio, {time.time() - t0:.0f} s")
+    if cache_file is not None:
+        Path(cache_file).parent.mkdir(parents=True, exist_ok=True)
+        torch.save(cache, cache_file)
+    return cache
+
+
+def sample_batch(cache: dict, batch_size: int, segment_frames: int, rng: random.Random):
+    """Random segments: ``wav (B, S·480)`` float32 and ``f0 (B, S)``."""
+    wavs, f0s = [], []
+    for _ in range(batch_size):
+        i = rng.randrange(len(cache["ids"]))
+        w, f = cache["wav"][i], cache["f0"][i]
+        n = f.numel()
+        if n <= segment_frames:
+            s = 0
+            w = F.pad(w.float(), (0, (segment_frames - n) * 480 + max(0, n * 480 - w.numel())))
+            f = F.pad(f, (0, segment_frames - n))
+        else:
+            s = rng.randrange(n - segment_frames)
+        wavs.append(w[s * 480:(s + segment_frames) * 480].float() / 32767.0)
+        f0s.append(f[s:s + segment_frames])
+    return torch.stack(wavs), torch.stack(f0s)
+
+
+# ----------------------------------------------------------------------------- training
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 4
+    segment_frames: int = 24  # 0.48 s
+    lr_g: float = 5e-4
+    lr_d: float = 2e-4
+    betas: tuple = (0.8, 0.99)
+    lambda_mel: float = 45.0
+    lambda_stft: float = 15.0
+    lambda_fm: float = 2.0
+    lambda_f0: float = 1.0
+    warmup_minutes: float = 30.0  # reconstruction losses only, then the GAN
+    max_minutes: float = 90.0
+    max_steps: int = 0  # 0: no limit
+    eval_every_minutes: float = 5.0
+    max_per_voice: int = 40
+    n_valid: int = 8
+    seed: int = 0
+
+    @classmethod
+    def tiny(cls) -> "TrainConfig":
+        return cls()
+
+    @classmethod
+    def paper(cls) -> "TrainConfig":
+        """HiFT's published recipe: batch 16 × 0.5 s ... on a GPU for many hours."""
+        return cls(batch_size=16, segment_frames=25, lr_g=2e-4, lr_d=2e-4, lambda_stft=0.0,
+                   warmup_minutes=0.0, max_minutes=24 * 60, eval_every_minutes=30.0, max_per_voice=0)
+
+
+def _validation(vocoder: Vocoder, valid: dict, max_frames: int = 200):
+    """Mean log-mel L1 of resynthesis on the fixed validation utterances (eval mode)."""
+    errs, outs = [], []
+    for w in valid["wav"]:
+        x = (w[:max_frames * 480].float() / 32767.0).to(vocoder.device)
+        mel = log_mel(x)
+        y = vocoder(mel)
+        errs.append(float((log_mel(y) - mel).abs().mean()))
+        outs.append(y.cpu())
+    return float(np.mean(errs)), outs
+
+
+def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=None, resume: bool = True,
+          device=None, tcfg: TrainConfig | None = None, progress: bool = True, log=print) -> Vocoder:
+    """Train (or resume) a vocoder; export fp16 weights to ``out_dir`` at every validation.
+
+    Writes into ``run_dir``: ``last.pt`` (generator, discriminators, optimisers, step, elapsed
+    time), ``curve.json`` (validation mel-L1 against training minutes), ``samples/*.wav``.
+    """
+    from tqdm import tqdm
+
+    from minicosy.utils import pick_device, seed_everything
+
+    if preset not in ("tiny", "paper"):
+        raise ValueError(f"unknown preset {preset!r}: use 'tiny' or 'paper'.")
+    tcfg = tcfg or getattr(TrainConfig, preset)()
+    cfg = getattr(VocoderConfig, preset)()
+    device = pick_device(device)
+    seed_everything(tcfg.seed)
+    run_dir = Path(run_dir)
+    (run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    train_data = build_cache(manifest, "train", tcfg.max_per_voice, run_dir / "cache_train.pt",
+                             exclude_voices=HELD_OUT, log=log)
+    valid_all = build_cache(manifest, "valid", 2, run_dir / "cache_valid.pt", log=log)
+    # a fixed validation set: one utterance per voice, held-out voices first, then base voices
+    first: dict = {}
+    for i, v in enumerate(valid_all["voices"]):
+        first.setdefault(v, i)
+    rank = sorted(first, key=lambda v: (v not in HELD_OUT, "_p" in v or "_s" in v, v))
+    pick = [first[v] for v in rank[:tcfg.n_valid]]
+    valid = {k: [valid_all[k][i] for i in pick] for k in valid_all}
+    log(f"validation voices: {', '.join(valid['voices'])}")
+
+    vocoder = Vocoder(cfg).to(device)
+    gen, disc = vocoder.generator, Discriminators().to(device)
+    opt_g = torch.optim.AdamW(gen.parameters(), tcfg.lr_g, betas=tcfg.betas)
+    opt_d = torch.optim.AdamW(disc.parameters(), tcfg.lr_d, betas=tcfg.betas)
+    state = {"step": 0, "elapsed_s": 0.0, "curve": [], "gan_start_step": None}
+    ckpt = run_dir / "last.pt"
+    if resume and ckpt.is_file():
+        sd = torch.load(ckpt, map_location=device, weights_only=False)
+        if sd["vocoder_config"] != cfg.to_dict():
+            raise ValueError(f"{ckpt} was trained with another config; use a new --run-dir or --no-resume.")
+        gen.load_state_dict(sd["generator"])
+        disc.load_state_dict(sd["discriminators"])
+        opt_g.load_state_dict(sd["opt_g"])
+        opt_d.load_state_dict(sd["opt_d"])
+        state = sd["state"]
+        log(f"resumed from {ckpt}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min")
+    rng = random.Random(tcfg.seed + state["step"])
+    log(f"vocoder {preset}: {vocoder.num_parameters() / 1e6:.2f} M generator parameters, "
+        f"{sum(p.numel() for p in disc.parameters()) / 1e6:.2f} M discriminator parameters, device {device}")
+
+    def save_all(val_l1):
+        state["curve"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
+                               "val_mel_l1": round(val_l1, 4), "gan": state["gan_start_step"] is not None})
+        torch.save({"generator": gen.state_dict(), "discriminators": disc.state_dict(),
+                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "state": state,
+                    "vocoder_config": cfg.to_dict(), "train_config": asdict(tcfg)}, run_dir / "last.pt.tmp")
+        (run_dir / "last.pt.tmp").replace(ckpt)
+        (run_dir / "curve.json").write_text(json.dumps(state["curve"], indent=1))
+        if out_dir is not None:
+            meta = {"training": {"preset": preset, "steps": state["step"],
+                                 "minutes": round(state["elapsed_s"] / 60, 1),
+                                 "gan_start_step": state["gan_start_step"], "device": str(device),
+                                 "train_utterances": len(train_data["ids"]),
+                                 "train_voices": sorted(set(train_data["voices"])),
+                                 "train_config": asdict(tcfg)},
+                    "curve": state["curve"]}
+            vocoder.save(out_dir, half=True, meta=meta)
+
+    last_eval = state["elapsed_s"]
+    if not state["curve"]:
+        save_all(_validation(vocoder, valid)[0])
+    bar = tqdm(total=int(tcfg.max_minutes * 60), unit="s", disable=not progress, file=sys.stderr,
+               initial=int(state["elapsed_s"]), mininterval=10)
+    gen.train()
+    while state["elapsed_s"] < tcfg.max_minutes * 60 and not (tcfg.max_steps and state["step"] >= tcfg.max_steps):
+        t0 = time.time()
+        use_gan = state["elapsed_s"] >= tcfg.warmup_minutes * 60
+        if use_gan and state["gan_start_step"] is None:
+            state["gan_start_step"] = state["step"]
+            log(f"step {state['step']}: warm-up over, discriminators on")
+            if out_dir is not None:  # keep the reconstruction-only model for comparison
+                vocoder.save(run_dir / "export_warmup", half=True, meta={"training": {"steps": state["step"]}})
+        wav, f0 = sample_batch(train_data, tcfg.batch_size, tcfg.segment_frames, rng)
+        wav, f0 = wav.to(device), f0.to(device)
+        mel = log_mel(wav)  # (B, 80, S)
+        y, f0_hat = gen(mel, f0_source=f0)  # source teacher-forced with the pYIN targets
+        if use_gan:  # discriminator step
+            real_out = disc(wav)
+            loss_d = discriminator_loss(real_out, disc(y.detach()))
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        loss_mel = F.l1_loss(log_mel(y), mel)
+        loss_stft = multi_resolution_stft_loss(y, wav)
+        loss_f0 = F.l1_loss(f0_hat, f0)
+        loss_g = tcfg.lambda_mel * loss_mel + tcfg.lambda_stft * loss_stft + tcfg.lambda_f0 * loss_f0
+        if use_gan:
+            # simplification: feature-matching targets reuse D(x) from the D step (one forward less)
+            fake_out = disc(y)
+            loss_g = loss_g + generator_adv_loss(fake_out) + tcfg.lambda_fm * feature_matching_loss(real_out, fake_out)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 100.0)
+        opt_g.step()
+        state["step"] += 1
+        dt = time.time() - t0
+        state["elapsed_s"] += dt
+        bar.update(int(state["elapsed_s"]) - bar.n)
+        if state["step"] % 50 == 0:
+            bar.set_postfix(step=state["step"], mel=f"{loss_mel.item():.3f}", f0=f"{loss_f0.item():.1f}")
+            if not progress:
+                log(f"step {state['step']} {state['elapsed_s'] / 60:.1f} min mel {loss_mel.item():.3f} "
+                    f"stft {loss_stft.item():.3f} f0 {loss_f0.item():.1f}")
+        if state["elapsed_s"] - last_eval >= tcfg.eval_every_minutes * 60:
+            last_eval = state["elapsed_s"]
+            val_l1, outs = _validation(vocoder, valid)
+            gen.train()
+            for k in (0, len(outs) - 1):
+                save_audio(run_dir / "samples" / f"step{state['step']:06d}_{valid['voices'][k]}.wav", outs[k], 24000)
+            save_all(val_l1)
+            log(f"step {state['step']} ({state['elapsed_s'] / 60:.1f} min): validation mel-L1 {val_l1:.4f}")
+    bar.close()
+    val_l1, _ = _validation(vocoder, valid)
+    save_all(val_l1)
+    log(f"done: step {state['step']}, {state['elapsed_s'] / 60:.1f} min, validation mel-L1 {val_l1:.4f}")
+    return vocoder.eval()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def add_train_args(p) -> None:
+    from minicosy.utils import DEFAULT_CORPUS_DIR
+
+    p.add_argument("--preset", default="tiny", choices=("tiny", "paper"))
+    p.add_argument("--manifest", default=str(DEFAULT_CORPUS_DIR / "manifest.jsonl"))
+    p.add_argument("--run-dir", default="runs/vocoder_tiny", help="checkpoints, curve.json, samples/")
+    p.add_argument("--out", default=str(DEFAULT_PRETRAINED), help="where the fp16 export goes")
+    p.add_argument("--no-resume", action="store_true", help="start afresh even if run-dir has last.pt")
+    p.add_argument("--device", default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--warmup-minutes", type=float, default=None)
+    p.add_argument("--eval-every-minutes", type=float, default=None)
+    p.add_argument("--max-per-voice", type=int, default=None, help="training utterances per voice")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
+
+
+def train_cli(args) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    tcfg = getattr(TrainConfig, args.preset)()
+    for name in ("max_minutes", "max_steps", "warmup_minutes", "eval_every_minutes", "max_per_voice"):
+        if getattr(args, name) is not None:
+            setattr(tcfg, name, getattr(args, name))
+    train(args.manifest, args.run_dir, args.preset, out_dir=args.out, resume=not args.no_resume,
+          device=args.device, tcfg=tcfg, progress=not args.no_progress,
+          log=lambda s: print(s, flush=True))
+    return 0

@@ -1,0 +1,31 @@
+from minicosy.config import MelConfig, TTSConfig
+
+
+def test_seed_defaults_are_the_public_config():
+    cfg = TTSConfig()
+    assert (cfg.sample_rate, cfg.n_mels, cfg.frame_rate) == (24000, 80, 50)
+    assert cfg.hop_length == 480 and cfg.token_rate == 25
+
+
+def test_flow_mel_matches_design_section_1():
+    m = MelConfig.flow()
+    assert (m.sample_rate, m.n_fft, m.hop_length, m.win_length, m.n_mels) == (24000, 1920, 480, 1920, 80)
+    assert (m.fmin, m.fmax, m.log_floor) == (0.0, 8000.0, 1e-5)
+    assert m.frame_rate == 50
+    assert TTSConfig().mel() == m
+
+
+def test_tokenizer_features_run_at_100_hz_so_two_stride2_convs_give_25_hz():
+    m = MelConfig.tokenizer()
+    assert m.sample_rate == 16000 and m.frame_rate == 100
+    assert m.frame_rate / 4 == TTSConfig().token_rate
+
+
+def test_frame_count_rule():
+    m = MelConfig.flow()
+    for n in (480, 24000, 24000 + 479, 24000 + 480):
+        assert m.n_frames(n) == n // 480
+
+
+def test_presets_exist():
+    assert TTSConfig.tiny() == TTSConfig.paper() == TTSConfig()

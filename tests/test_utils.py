@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+import torch
+
+from minicosy.utils import machine_info, pick_device, seed_everything
+
+
+def test_pick_device_auto_and_cpu():
+    assert pick_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert pick_device("auto").type == expected
+    assert pick_device(torch.device("cpu")).type == "cpu"
+
+
+def test_cuda_requested_without_cuda_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="no usable CUDA"):
+        pick_device("cuda")
+
+
+def test_unknown_device_name():
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("tpu")
+
+
+def test_env_override(monkeypatch):
+    monkeypatch.setenv("MINICOSY_DEVICE", "cpu")
+    assert pick_device() == torch.device("cpu")
+
+
+def test_seed_everything_repeats_draws():
+    seed_everything(123)
+    a = (np.random.rand(3), torch.rand(3))
+    seed_everything(123)
+    b = (np.random.rand(3), torch.rand(3))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert torch.equal(a[1], b[1])
+
+
+def test_machine_info_names_the_device():
+    info = machine_info()
+    assert {"cpu_count", "torch", "cuda"} <= set(info)
+
+
+@pytest.mark.gpu
+def test_pick_device_cuda():
+    assert pick_device("cuda").type == "cuda"
