@@ -20,7 +20,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from minicosy.audio import log_mel  # noqa: E402
 from minicosy.config import MelConfig  # noqa: E402
-from minicosy.utils import machine_info  # noqa: E402
+from minicosy.utils import emit_json, machine_info  # noqa: E402
 
 
 def librosa_log_mel(wav: np.ndarray, cfg: MelConfig) -> np.ndarray:
@@ -147,11 +146,7 @@ def main(argv=None) -> dict:
                                       "max_abs_diff_vs_cpu": diff}
             result["cases"].append(case)
 
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    return result
+    return emit_json(result, args.out)
 
 
 if __name__ == "__main__":

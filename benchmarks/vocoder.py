@@ -21,7 +21,6 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -34,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from minicosy.audio import log_mel  # noqa: E402
-from minicosy.utils import machine_info  # noqa: E402
+from minicosy.utils import emit_json, machine_info  # noqa: E402
 from minicosy.griffinlim import griffin_lim  # noqa: E402
 from minicosy.vocoder import DEFAULT_PRETRAINED, Vocoder, VocoderConfig  # noqa: E402
 
@@ -120,11 +119,7 @@ def main(argv=None) -> dict:
             gvoc = voc.to(dev)
             result["cuda"] = {"device": torch.cuda.get_device_name(dev),
                               **cases(gvoc, mel.to(dev), audio_s, args, torch.cuda.synchronize)}
-    text = json.dumps(result, indent=1)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
-    return result
+    return emit_json(result, args.out)
 
 
 if __name__ == "__main__":

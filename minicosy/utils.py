@@ -78,3 +78,14 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def emit_json(result: dict, out: str | Path | None = None) -> dict:
+    """Print a benchmark's result as JSON and, if ``out`` is given, also write it there."""
+    import json
+
+    text = json.dumps(result, indent=1)
+    print(text)
+    if out:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    return result

@@ -52,6 +52,21 @@ HELD_OUT = ("mbrola_us3", "mbrola_en1")  # DESIGN.md §3: never trained on (vali
 # ----------------------------------------------------------------------------- discriminators
 
 
+def _conv_stack(convs: nn.ModuleList, post: nn.Module, x: torch.Tensor):
+    """Shared body of every sub-discriminator: leaky-ReLU convs, then a 1-channel score.
+
+    Returns ``(score: (B, N), features: list of every layer's output)``; the features feed the
+    feature-matching loss.
+    """
+    feats = []
+    for conv in convs:
+        x = F.leaky_relu(conv(x), 0.1)
+        feats.append(x)
+    x = post(x)
+    feats.append(x)
+    return x.flatten(1), feats
+
+
 class PeriodDiscriminator(nn.Module):
     """D_p: fold ``(B, 1, T)`` into ``(B, 1, T/p, p)`` and run strided 2-D convs over time."""
 
@@ -71,13 +86,7 @@ class PeriodDiscriminator(nn.Module):
         if T % self.period:
             x = F.pad(x, (0, self.period - T % self.period), mode="reflect")
         x = x.view(B, 1, -1, self.period)  # (B, 1, T/p, p)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class ResolutionDiscriminator(nn.Module):
@@ -101,13 +110,7 @@ class ResolutionDiscriminator(nn.Module):
         spec = torch.stft(x.squeeze(1), self.n_fft, self.hop, self.win, window=self.window,
                           center=True, return_complex=True).abs()  # (B, bins, frames)
         x = spec.transpose(1, 2).unsqueeze(1)  # (B, 1, frames, bins)
-        feats = []
-        for conv in self.convs:
-            x = F.leaky_relu(conv(x), 0.1)
-            feats.append(x)
-        x = self.post(x)
-        feats.append(x)
-        return x.flatten(1), feats
+        return _conv_stack(self.convs, self.post, x)
 
 
 class Discriminators(nn.Module):
