@@ -36,6 +36,8 @@ corpus: $(STAMP)
 
 benchmarks: $(STAMP)
 	$(PY) benchmarks/frontend.py
+	$(PY) benchmarks/speech_tokenizer.py
+	$(PY) benchmarks/vocoder.py
 
 clean-venv:
 	rm -rf $(VENV)

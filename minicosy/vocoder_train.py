@@ -13,9 +13,11 @@ Discriminators: multi-period D_p (periods 2, 3, 5, 7, 11: the waveform folded in
 ``(T/p, p)`` image, so each column sees every p-th sample) [1] and multi-resolution
 spectrogram discriminators (three STFT sizes) [3], the pair CosyVoice 2's HiFT uses.
 
-# simplification: the CPU budget is ~90 minutes on one or two cores, so training opens with a
+# simplification: the CPU budget is ~1–2 hours on one or two cores, so training opens with a
 # warm-up of reconstruction losses only (mel-L1 + a multi-resolution STFT loss [4]) and switches
 # the discriminators on afterwards (``warmup_minutes``); the MR-STFT term stays as a stabiliser.
+# HiFi-GAN's per-epoch learning-rate decay becomes a per-minute one: constant, then halved every
+# ``lr_half_life_minutes`` after ``decay_start_minutes`` (:func:`lr_scale`).
 # Weight normalisation of the discriminators is left out.
 
 F0 targets come from ``librosa.pyin`` once per utterance and are cached with the 24 kHz audio;
@@ -262,8 +264,12 @@ class TrainConfig:
     lambda_stft: float = 15.0
     lambda_fm: float = 2.0
     lambda_f0: float = 1.0
-    warmup_minutes: float = 30.0  # reconstruction losses only, then the GAN
-    max_minutes: float = 90.0
+    warmup_minutes: float = 25.0  # reconstruction losses only, then the GAN
+    max_minutes: float = 140.0  # the committed tiny checkpoint: one CPU thread, 140 min
+    # learning-rate decay (HiFi-GAN decays by 0.999 per epoch): constant until ``decay_start_minutes``,
+    # then halved every ``lr_half_life_minutes`` of training (0: never)
+    decay_start_minutes: float = 100.0
+    lr_half_life_minutes: float = 10.0
     max_steps: int = 0  # 0: no limit
     eval_every_minutes: float = 5.0
     max_per_voice: int = 40
@@ -278,7 +284,8 @@ class TrainConfig:
     def paper(cls) -> "TrainConfig":
         """HiFT's published recipe: batch 16 × 0.5 s ... on a GPU for many hours."""
         return cls(batch_size=16, segment_frames=25, lr_g=2e-4, lr_d=2e-4, lambda_stft=0.0,
-                   warmup_minutes=0.0, max_minutes=24 * 60, eval_every_minutes=30.0, max_per_voice=0)
+                   warmup_minutes=0.0, max_minutes=24 * 60, eval_every_minutes=30.0, max_per_voice=0,
+                   lr_half_life_minutes=0.0)
 
 
 def _validation(vocoder: Vocoder, valid: dict, max_frames: int = 200):
@@ -291,6 +298,14 @@ def _validation(vocoder: Vocoder, valid: dict, max_frames: int = 200):
         errs.append(float((log_mel(y) - mel).abs().mean()))
         outs.append(y.cpu())
     return float(np.mean(errs)), outs
+
+
+def lr_scale(minutes: float, tcfg: TrainConfig) -> float:
+    """Factor on both learning rates after ``minutes`` of training: 1 until
+    ``decay_start_minutes``, then ``0.5 ** ((minutes - start) / lr_half_life_minutes)``."""
+    if tcfg.lr_half_life_minutes <= 0 or minutes <= tcfg.decay_start_minutes:
+        return 1.0
+    return 0.5 ** ((minutes - tcfg.decay_start_minutes) / tcfg.lr_half_life_minutes)
 
 
 def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=None, resume: bool = True,
@@ -371,6 +386,10 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
     while state["elapsed_s"] < tcfg.max_minutes * 60 and not (tcfg.max_steps and state["step"] >= tcfg.max_steps):
         t0 = time.time()
         use_gan = state["elapsed_s"] >= tcfg.warmup_minutes * 60
+        scale = lr_scale(state["elapsed_s"] / 60, tcfg)
+        for opt, lr in ((opt_g, tcfg.lr_g), (opt_d, tcfg.lr_d)):
+            for g in opt.param_groups:
+                g["lr"] = lr * scale
         if use_gan and state["gan_start_step"] is None:
             state["gan_start_step"] = state["step"]
             log(f"step {state['step']}: warm-up over, discriminators on")
@@ -439,6 +458,8 @@ def add_train_args(p) -> None:
     p.add_argument("--warmup-minutes", type=float, default=None)
     p.add_argument("--eval-every-minutes", type=float, default=None)
     p.add_argument("--max-per-voice", type=int, default=None, help="training utterances per voice")
+    p.add_argument("--decay-start-minutes", type=float, default=None, help="keep the learning rates constant until then")
+    p.add_argument("--lr-half-life-minutes", type=float, default=None, help="then halve them every so many minutes (0: never)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
@@ -447,7 +468,8 @@ def train_cli(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     tcfg = getattr(TrainConfig, args.preset)()
-    for name in ("max_minutes", "max_steps", "warmup_minutes", "eval_every_minutes", "max_per_voice"):
+    for name in ("max_minutes", "max_steps", "warmup_minutes", "eval_every_minutes", "max_per_voice",
+                 "decay_start_minutes", "lr_half_life_minutes"):
         if getattr(args, name) is not None:
             setattr(tcfg, name, getattr(args, name))
     train(args.manifest, args.run_dir, args.preset, out_dir=args.out, resume=not args.no_resume,

@@ -230,7 +230,7 @@ def test_cuda_matches_cpu(model):
 def test_presets():
     paper, tiny = SpeechTokenizerConfig.paper(), SpeechTokenizerConfig.tiny()
     assert (paper.fsq_dims, paper.fsq_K, paper.codebook_size, paper.enc1_layers) == (8, 1, 6561, 6)
-    assert tiny.codebook_size == 729 and tiny.vq_codebook_size == tiny.codebook_size
+    assert tiny.codebook_size == 243 and tiny.vq_codebook_size == tiny.codebook_size
     assert SpeechTokenizerConfig.from_dict(tiny.to_dict()) == tiny
     with pytest.raises(ValueError, match="unknown"):
         SpeechTokenizerConfig.from_dict({**tiny.to_dict(), "bogus": 1})

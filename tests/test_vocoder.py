@@ -79,7 +79,9 @@ def test_offline_is_deterministic_and_batch_independent(untrained):
     mel = torch.randn(2, 80, 30) - 5
     a = untrained(mel)
     assert torch.equal(a, untrained(mel))
-    assert torch.allclose(untrained(mel[1:]), a[1:], atol=1e-5)
+    # The source-phase head takes atan2 of the source STFT, which magnifies float rounding in
+    # bins where the source is near zero; with the sin(b) head the gap is ~1e-5 of the peak.
+    assert torch.allclose(untrained(mel[1:]), a[1:], atol=2e-4 * float(a.abs().max()))
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -371,3 +373,11 @@ def test_evaluate_vocoder_groups_and_reuse(tmp_path, untrained):
     assert any("reusing recording, griffin_lim" in line for line in logs[n:])
     assert again["groups"]["all"]["griffin_lim"] == first["groups"]["all"]["griffin_lim"]
     assert again["groups"]["all"]["neural"]["mel_l1"] == first["groups"]["all"]["neural"]["mel_l1"]
+
+
+def test_lr_scale_constant_then_halves():
+    tcfg = vt.TrainConfig(decay_start_minutes=100.0, lr_half_life_minutes=10.0)
+    assert vt.lr_scale(0.0, tcfg) == vt.lr_scale(100.0, tcfg) == 1.0
+    assert math.isclose(vt.lr_scale(110.0, tcfg), 0.5) and math.isclose(vt.lr_scale(130.0, tcfg), 0.125)
+    assert vt.lr_scale(500.0, vt.TrainConfig(lr_half_life_minutes=0.0)) == 1.0  # 0: never decays
+    assert vt.TrainConfig.paper().lr_half_life_minutes == 0.0  # a day-long GPU run keeps its rate
