@@ -113,6 +113,7 @@ class SpeechTokenizerConfig:
     vq_codebook_size: int = 4096  # CosyVoice 1's VQ
     vq_restart: bool = True  # VQ baseline: restart dead codes (False = plain VQ-VAE, which collapsed in our runs)
     ctc_upsample: int = 2  # CTC slots per 25 Hz frame
+    utterance_cmn: bool = False  # also subtract each clip's own per-bin mean (cepstral mean normalisation)
     vocab_size: int = len(ALPHABET)
 
     @classmethod
@@ -279,7 +280,10 @@ class SpeechTokenizer(nn.Module):
         lengths = torch.tensor([f.shape[1] for f in feats], device=self.device)
         out = torch.zeros(len(feats), self.cfg.n_mels, int(lengths.max()), device=self.device)
         for i, f in enumerate(feats):
-            out[i, :, : f.shape[1]] = (f.to(self.device).float() - self.feat_mean[:, None]) / self.feat_std[:, None]
+            g = (f.to(self.device).float() - self.feat_mean[:, None]) / self.feat_std[:, None]
+            if self.cfg.utterance_cmn:  # removes a fixed spectral tilt per clip: part of the speaker/channel
+                g = g - g.mean(dim=1, keepdim=True)
+            out[i, :, : f.shape[1]] = g
         return out, lengths
 
     # -- the network ----------------------------------------------------------------------

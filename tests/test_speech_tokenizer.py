@@ -2,6 +2,7 @@
 batched = single encoding, determinism, save/load, bad input, a few training steps with resume,
 the evaluation figures, the CLI, and the committed tiny checkpoints."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -86,6 +87,18 @@ def test_length_rule(model, n):
 def test_other_sample_rate_resamples(model):
     wav24 = tone(24000 * 2, sr=24000)
     assert model.encode(wav24, 24000).shape == (50,)  # 2 s → 25 Hz
+
+
+def test_utterance_cmn_removes_a_fixed_gain():
+    """With cepstral mean normalisation a constant offset on the log-mel (a gain) disappears."""
+    torch.manual_seed(0)
+    f = torch.randn(80, 40)
+    cmn = SpeechTokenizer(dataclasses.replace(SpeechTokenizerConfig.tiny(), utterance_cmn=True))
+    a, _ = cmn.pad_features([f])
+    b, _ = cmn.pad_features([f + 3.0])
+    assert torch.allclose(a, b, atol=1e-5) and a[0].mean(dim=1).abs().max() < 1e-5
+    plain = SpeechTokenizer(SpeechTokenizerConfig.tiny())
+    assert not torch.allclose(plain.pad_features([f])[0], plain.pad_features([f + 3.0])[0])
 
 
 def test_batched_equals_single_and_deterministic(model):
