@@ -249,7 +249,7 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     ckpt = run_dir / "ckpt.pt"
     if resume and ckpt.is_file():
         saved = torch.load(ckpt, map_location=device, weights_only=False)
-        if saved["config"] != cfg.to_dict():
+        if SpeechTokenizerConfig.from_dict(saved["config"]) != cfg:  # fields added later take their defaults
             raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
         model.load_state_dict(saved["model"])
         opt.load_state_dict(saved["opt"])

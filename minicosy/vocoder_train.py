@@ -347,7 +347,7 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
     ckpt = run_dir / "last.pt"
     if resume and ckpt.is_file():
         sd = torch.load(ckpt, map_location=device, weights_only=False)
-        if sd["vocoder_config"] != cfg.to_dict():
+        if VocoderConfig.from_dict(sd["vocoder_config"]) != cfg:  # fields added later take their defaults
             raise ValueError(f"{ckpt} was trained with another config; use a new --run-dir or --no-resume.")
         gen.load_state_dict(sd["generator"])
         disc.load_state_dict(sd["discriminators"])

@@ -196,6 +196,14 @@ def test_train_resume_export_eval(corpus, tmp_path):
     assert 0 <= r["speaker_probe"]["tokens"] <= 1 and r["speaker_probe"]["chance"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="another config"):
         train_tokenizer(micro("vq"), tc, corpus, tmp_path / "run", resume=True, progress=False, log=lambda *a: None)
+    # a checkpoint written before a config field existed resumes with that field's default
+    saved = torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)
+    del saved["config"]["utterance_cmn"]
+    torch.save(saved, tmp_path / "run" / "ckpt.pt")
+    tc.max_steps = 6
+    train_tokenizer(micro(), tc, corpus, tmp_path / "run", device="cpu", resume=True, progress=False,
+                    log=lambda *a: None)
+    assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["state"]["step"] == 6
 
 
 def test_cli_registered():
