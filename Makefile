@@ -29,7 +29,7 @@ test: $(STAMP)
 
 # Execute every notebook in place (outputs and execution counts kept).
 notebooks: $(STAMP)
-	$(PY) -m minicosy.nbrun notebooks/*.ipynb
+	$(PY) scripts/nbrun.py notebooks/*.ipynb
 
 corpus: $(STAMP)
 	$(PY) -m minicosy data build

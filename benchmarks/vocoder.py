@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from minicosy.audio import log_mel  # noqa: E402
 from minicosy.utils import emit_json, machine_info  # noqa: E402
-from minicosy.griffinlim import griffin_lim  # noqa: E402
-from minicosy.vocoder import DEFAULT_PRETRAINED, Vocoder, VocoderConfig  # noqa: E402
+from minicosy.vocoder.griffinlim import griffin_lim  # noqa: E402
+from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig  # noqa: E402
 
 
 def speechlike(seconds: float, sr: int = 24000, seed: int = 0) -> np.ndarray:

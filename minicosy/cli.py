@@ -22,12 +22,16 @@ import sys
 
 # Modules that contribute commands; a module missing from an install is skipped silently.
 CLI_MODULES = (
-    "minicosy.corpus",
-    "minicosy.loaders",
-    "minicosy.text_tokenizer",
-    "minicosy.eval",
-    "minicosy.speech_tokenizer",
-    "minicosy.vocoder",
+    "minicosy.data.corpus",
+    "minicosy.data.loaders",
+    "minicosy.text.tokenizer",
+    "minicosy.judges",
+    "minicosy.speech_tokenizer.train",
+    "minicosy.speech_tokenizer.corpus_tokens",
+    "minicosy.lm.train",
+    "minicosy.flow.train",
+    "minicosy.vocoder.train",
+    "minicosy.vocoder.evaluate",
     "minicosy.demo",
 )
 

@@ -20,8 +20,8 @@ DEMO_DIR = REPO_ROOT / "data" / "demo"
 def run_demo(out: str | Path = DEMO_DIR, per_voice: int = 2, n_test: int = 3, jobs: int = 2,
              seed: int = 0) -> dict:
     """Build the demo slice and judge it. Returns the corpus summary and the judges' report."""
-    from minicosy.corpus import build_corpus, summarize
-    from minicosy.eval import groundtruth_report
+    from minicosy.data.corpus import build_corpus, summarize
+    from minicosy.judges import groundtruth_report
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -34,7 +34,7 @@ def run_demo(out: str | Path = DEMO_DIR, per_voice: int = 2, n_test: int = 3, jo
 
 
 def _cmd_demo(args) -> int:
-    from minicosy.eval import report_markdown
+    from minicosy.judges import report_markdown
 
     print(f"[demo] building a small corpus slice in {args.out} "
           f"({args.per_voice} train + 1 valid + {args.test} test sentences per voice) ...", flush=True)

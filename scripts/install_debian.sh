@@ -5,7 +5,7 @@
 # points at the same mirror and suite as the machine's main entry.
 set -euo pipefail
 
-PKGS="flite festival festvox-kallpc16k festvox-us-slt-hts espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 sox libsndfile1"
+PKGS="flite festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de5 mbrola-fr1 rhvoice rhvoice-english libttspico-utils sox libsndfile1"
 
 missing=""
 for p in $PKGS; do

@@ -27,7 +27,7 @@ from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, machine_info
 
 def source_phase_resynthesis(wav: np.ndarray, f0: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
     """``iSTFT(|STFT(wav)| · e^{i∠STFT(source(f0))})`` with a Hann window; same length as ``wav``."""
-    from minicosy.vocoder import HarmonicSource, VocoderConfig
+    from minicosy.vocoder.hift import HarmonicSource, VocoderConfig
 
     src = HarmonicSource(VocoderConfig.tiny()).eval()
     with torch.no_grad():
@@ -45,11 +45,11 @@ def source_phase_resynthesis(wav: np.ndarray, f0: np.ndarray, n_fft: int, hop: i
 def main(argv=None) -> int:
     import librosa
 
-    from minicosy import eval as judges
+    from minicosy import judges
     from minicosy.audio import load_audio, log_mel
-    from minicosy.griffinlim import griffin_lim
-    from minicosy.manifest import manifest_root, read_manifest
-    from minicosy.vocoder_train import HELD_OUT
+    from minicosy.vocoder.griffinlim import griffin_lim
+    from minicosy.data.manifest import manifest_root, read_manifest
+    from minicosy.vocoder.train import HELD_OUT
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--manifest", default=str(DEFAULT_CORPUS_DIR / "manifest.jsonl"))

@@ -1,4 +1,4 @@
-"""Tests for minicosy.corpus: voices, pseudo-speakers, planning, the committed fixtures, and
+"""Tests for minicosy.data.corpus: voices, pseudo-speakers, planning, the committed fixtures, and
 (marked ``engines``) tiny real builds with flite, festival and espeak-ng/mbrola."""
 
 import argparse
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from minicosy import corpus
-from minicosy.corpus import (DEFAULT_VARIANTS, HELDOUT_VOICES, TRAIN_VOICES, VARIANTS, VOICE_BY_ID, VOICES,
+from minicosy.data import corpus
+from minicosy.data.corpus import (DEFAULT_VARIANTS, HELDOUT_VOICES, TRAIN_VOICES, VARIANTS, VOICE_BY_ID, VOICES,
                              build_corpus, plan_corpus, summarize)
-from minicosy.manifest import read_manifest
+from minicosy.data.manifest import read_manifest
 from minicosy.utils import FIXTURES_DIR
 
 ENGINES = all(shutil.which(b) for b in ("flite", "text2wave", "espeak-ng", "sox"))
@@ -26,16 +26,31 @@ def _base(voice: str) -> str:
 # ----------------------------------------------------------------------------- tables
 
 
-def test_voice_table_matches_design():
-    assert [v.id for v in VOICES] == ["flite_awb", "flite_rms", "flite_slt", "flite_kal16", "festival_kal",
-                                      "festival_slt_hts", "mbrola_us1", "mbrola_us2", "mbrola_us3", "mbrola_en1"]
-    assert HELDOUT_VOICES == ["mbrola_us3", "mbrola_en1"]
-    assert len(TRAIN_VOICES) == 8
+V1_VOICES = ["flite_awb", "flite_rms", "flite_slt", "flite_kal16", "festival_kal", "festival_slt_hts",
+             "mbrola_us1", "mbrola_us2", "mbrola_us3", "mbrola_en1"]
+V2_VOICES = ["festival_rab", "mbrola_de5_en", "mbrola_fr1_en", "rhvoice_alan", "rhvoice_bdl", "rhvoice_slt",
+             "rhvoice_evgeniy", "pico_en_us", "pico_en_gb", "rhvoice_lyubov"]
+
+
+def test_voice_table_is_corpus_v2():
+    # v1's ten voices first, in their v1 order (the order decides who reads which sentence)
+    assert [v.id for v in VOICES] == V1_VOICES + V2_VOICES
+    assert HELDOUT_VOICES == ["mbrola_us3", "mbrola_en1", "pico_en_gb", "rhvoice_lyubov"]
+    assert len(TRAIN_VOICES) == 16
     assert set(DEFAULT_VARIANTS) == {"low", "high"}
     for settings in DEFAULT_VARIANTS.values():
         assert len(settings) == 2 and set(settings) <= set(VARIANTS)
     for v in VOICES:
-        assert v.role in ("train", "heldout") and v.rate in (16000, 32000) and v.packages
+        assert v.role in ("train", "heldout") and v.rate in (16000, 22050, 24000, 32000) and v.packages
+        assert v.engine in corpus.ENGINE_BINARY
+
+
+def test_missing_engine_names_its_package(monkeypatch):
+    monkeypatch.setattr(corpus.shutil, "which", lambda name: None)
+    with pytest.raises(ValueError, match="libttspico-utils"):
+        corpus.check_engines(["pico_en_us"])
+    with pytest.raises(ValueError, match="rhvoice-english"):
+        corpus.synthesize("rhvoice_bdl", "hello")
 
 
 # ----------------------------------------------------------------------------- planning
@@ -88,7 +103,20 @@ def test_plan_deterministic_and_independent_of_voice_selection(plan):
 
 def test_plan_train_voices_read_different_sentences(plan):
     train = [j["text"] for j in plan if j["split"] == "train"]
-    assert len(set(train)) == len(train)  # 8 × 40 windows of a 3,600-sentence pool do not overlap
+    assert len(set(train)) == len(train)  # 16 × 40 windows of a 3,600-sentence pool do not overlap
+
+
+def test_plan_v1_voices_keep_their_v1_sentences_and_v2_voices_pair_with_them(plan):
+    """v2 added voices without moving v1's split: the valid/test pools still wrap after ten
+    voices, so v2 voice 10+i re-reads the sentences of v1 voice i (held-out pairs included)."""
+    def texts(vid, split):
+        return [j["text"] for j in plan if j["voice"] == vid and j["split"] == split]
+
+    v1 = plan_corpus(per_voice=40, n_valid=5, n_test=5, seed=0, voices=V1_VOICES)
+    assert v1 == [j for j in plan if j["voice"] in V1_VOICES]
+    for a, b in [("mbrola_us3", "pico_en_gb"), ("mbrola_en1", "rhvoice_lyubov")]:
+        for split in ("valid", "test"):
+            assert texts(a, split) == texts(b, split) and texts(a, split)
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from minicosy import eval as ev
+from minicosy import judges as ev
 from minicosy.audio import load_audio
-from minicosy.manifest import Utterance, write_manifest
+from minicosy.data.manifest import Utterance, write_manifest
 from minicosy.utils import FIXTURES_DIR
 
 SR = 16000
@@ -243,7 +243,7 @@ def test_groundtruth_report_and_cli(clips, tmp_path, capsys):
 
 @pytest.mark.skipif(not (FIXTURES_DIR / "manifest.jsonl").is_file(), reason="no committed fixture slice yet")
 def test_groundtruth_report_on_fixtures():
-    from minicosy.manifest import read_manifest
+    from minicosy.data.manifest import read_manifest
 
     # The two voices whose first two recordings (any split) are shortest: 4 utterances in all.
     by_voice = {}

@@ -1,4 +1,4 @@
-"""Tests for minicosy.fsq: Eq. 1 / Eq. 2 of CosyVoice 2, the straight-through gradient, the VQ
+"""Tests for minicosy.speech_tokenizer.fsq: Eq. 1 / Eq. 2 of CosyVoice 2, the straight-through gradient, the VQ
 baseline, codebook statistics, and agreement with an independent FSQ implementation."""
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from minicosy.fsq import FSQ, VectorQuantizer, codebook_usage, round_ste
+from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer, codebook_usage, round_ste
 
 
 @pytest.mark.parametrize("D,K", [(1, 1), (2, 1), (3, 2), (4, 1), (2, 3)])

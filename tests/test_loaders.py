@@ -1,4 +1,4 @@
-"""Tests for minicosy.loaders: LJSpeech, LibriTTS and wav+txt folders → manifest.jsonl.
+"""Tests for minicosy.data.loaders: LJSpeech, LibriTTS and wav+txt folders → manifest.jsonl.
 
 Every corpus is fabricated in ``tmp_path`` from short sine/noise WAVs.
 """
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from minicosy import loaders
-from minicosy.loaders import assign_split, import_corpus, read_folder, read_libritts, read_ljspeech
-from minicosy.manifest import read_manifest
+from minicosy.data import loaders
+from minicosy.data.loaders import assign_split, import_corpus, read_folder, read_libritts, read_ljspeech
+from minicosy.data.manifest import read_manifest
 
 
 def _wav(path, seconds=0.25, sr=22050, kind="sine"):

@@ -1,11 +1,11 @@
-"""Tests for minicosy.sentences: the generated text corpus and its sentence-level split."""
+"""Tests for minicosy.data.sentences: the generated text corpus and its sentence-level split."""
 
 import re
 from pathlib import Path
 
 import pytest
 
-from minicosy.sentences import (MAX_WORDS, MIN_WORDS, TEMPLATES, article, generate_sentences, gerund,
+from minicosy.data.sentences import (MAX_WORDS, MIN_WORDS, TEMPLATES, article, generate_sentences, gerund,
                                 participle, past, plural, split_sentences_pool, third, vocabulary, words)
 
 

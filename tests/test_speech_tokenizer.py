@@ -1,4 +1,4 @@
-"""Tests for minicosy.speech_tokenizer (+ its training/eval module): the 25 Hz length rule,
+"""Tests for minicosy.speech_tokenizer.model (+ its training/eval module): the 25 Hz length rule,
 batched = single encoding, determinism, save/load, bad input, a few training steps with resume,
 the evaluation figures, the CLI, and the committed tiny checkpoints."""
 
@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from minicosy.manifest import Utterance, write_manifest
-from minicosy.speech_tokenizer import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
+from minicosy.data.manifest import Utterance, write_manifest
+from minicosy.speech_tokenizer.model import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
                                        ids_to_text, normalize_transcript, text_to_ids)
-from minicosy.speech_tokenizer_train import (TrainConfig, cer, char_errors, evaluate_tokenizer, load_split,
+from minicosy.speech_tokenizer.train import (TrainConfig, cer, char_errors, evaluate_tokenizer, load_split,
                                              make_batches, run_model, train_tokenizer)
 from minicosy.utils import FIXTURES_DIR
 

@@ -1,4 +1,4 @@
-"""Tests for minicosy.text_tokenizer: round trips, a known answer, CJK masking, save/load, CLI."""
+"""Tests for minicosy.text.tokenizer: round trips, a known answer, CJK masking, save/load, CLI."""
 
 from functools import lru_cache
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicosy import text_tokenizer as tt
-from minicosy.text_tokenizer import (BYTE_TOKENS, EOT, FIRST_LEARNED_ID, PAD, SPECIAL_TOKENS,
+from minicosy.text import tokenizer as tt
+from minicosy.text.tokenizer import (BYTE_TOKENS, EOT, FIRST_LEARNED_ID, PAD, SPECIAL_TOKENS,
                                      UNK, TextTokenizer, count_cjk, mask_multi_cjk_tokens,
                                      multi_cjk_tokens)
 
@@ -218,7 +218,7 @@ def _cli(argv: list[str]) -> int:
 
 
 def test_cli(tmp_path, capsys):
-    from minicosy.manifest import Utterance, write_manifest
+    from minicosy.data.manifest import Utterance, write_manifest
 
     main = _cli
 

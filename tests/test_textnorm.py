@@ -1,4 +1,4 @@
-"""Tests for minicosy.textnorm: number words, normalisation rules, sentence splitting."""
+"""Tests for minicosy.text.normalize: number words, normalisation rules, sentence splitting."""
 
 import re
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicosy.textnorm import (MAX_NUMBER, check_text, decimal_to_words, digits_to_words,
+from minicosy.text.normalize import (MAX_NUMBER, check_text, decimal_to_words, digits_to_words,
                                normalize_english, number_to_words, ordinal_to_words,
                                split_sentences, year_to_words)
 

@@ -15,12 +15,12 @@ import torch
 
 from minicosy.audio import load_audio, log_mel
 from minicosy.config import MelConfig
-from minicosy.manifest import manifest_root, read_manifest
+from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.utils import FIXTURES_DIR, seed_everything
-from minicosy.griffinlim import griffin_lim, istft_frames, mel_to_magnitude, stft_frames
-from minicosy.vocoder import DEFAULT_PRETRAINED, HarmonicSource, Snake, Vocoder, VocoderConfig
-from minicosy import vocoder_eval
-from minicosy import vocoder_train as vt
+from minicosy.vocoder.griffinlim import griffin_lim, istft_frames, mel_to_magnitude, stft_frames
+from minicosy.vocoder.hift import DEFAULT_PRETRAINED, HarmonicSource, Snake, Vocoder, VocoderConfig
+from minicosy.vocoder import evaluate as vocoder_eval
+from minicosy.vocoder import train as vt
 
 HAS_CKPT = (DEFAULT_PRETRAINED / "vocoder.safetensors").is_file()
 
@@ -352,7 +352,7 @@ def test_cuda_matches_cpu(untrained):
 
 @pytest.mark.slow  # pocketsphinx + resemblyzer on 2 utterances × 3 systems, twice
 def test_evaluate_vocoder_groups_and_reuse(tmp_path, untrained):
-    from minicosy.manifest import write_manifest
+    from minicosy.data.manifest import write_manifest
 
     src = FIXTURES_DIR / "manifest.jsonl"
     keep = [u for u in read_manifest(src, split="test") if u.voice in ("flite_awb", "mbrola_us3")]

@@ -1,6 +1,6 @@
 """Real corpora → the minicosy manifest (LJSpeech, LibriTTS, a folder of wav + txt).
 
-Stage: data (DESIGN.md §3, last paragraph). The offline engine corpus (``minicosy.corpus``)
+Stage: data (DESIGN.md §3, last paragraph). The offline engine corpus (``minicosy.data.corpus``)
 is enough to learn and test every stage on CPU; users with a GPU and a real corpus on disk can
 import it here and train the same code on it. Nothing is copied or resampled: the manifest
 points at the original audio files (resampling happens at load time, ``minicosy.audio``).
@@ -32,14 +32,14 @@ import os
 import re
 from pathlib import Path
 
-from minicosy.manifest import Utterance, write_manifest
+from minicosy.data.manifest import Utterance, write_manifest
 
 FORMATS = ("ljspeech", "libritts", "folder")
 AUDIO_EXTS = (".wav", ".flac")
 
 
 def _normalize(text: str) -> str:
-    from minicosy.textnorm import normalize_english
+    from minicosy.text.normalize import normalize_english
 
     return normalize_english(text)
 

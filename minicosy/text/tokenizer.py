@@ -28,7 +28,7 @@ every character including leading, trailing and repeated spaces, a character nev
 training is encoded as its UTF-8 bytes (``<0xE2><0x9C><0x93>``) and decoded back, and the
 literal text ``"<|endoftext|>"`` in the input is encoded as ordinary characters (it never
 becomes the special id). Text normalisation (numbers → words) is a separate, explicit step:
-:mod:`minicosy.textnorm`.
+:mod:`minicosy.text.normalize`.
 
 References:
     [1] Du et al., "CosyVoice 2: Scalable Streaming Speech Synthesis with Large Language
@@ -116,7 +116,7 @@ class TextTokenizer:
         """Learn a BPE from ``texts``.
 
         Args:
-            texts: training strings (already normalised; see :mod:`minicosy.textnorm`).
+            texts: training strings (already normalised; see :mod:`minicosy.text.normalize`).
             vocab_size: total ids including the 3 specials and 256 byte tokens, so > 259.
                 Masking removes multi-CJK tokens afterwards, so with ``mask_cjk`` the final
                 size can be smaller.
@@ -284,7 +284,7 @@ def _read_texts(source: str | Path) -> list[str]:
             raise ValueError(f"text file not found: {source}.")
         return [line.strip() for line in source.read_text(encoding="utf-8").splitlines()
                 if line.strip()]
-    from minicosy.manifest import read_manifest
+    from minicosy.data.manifest import read_manifest
     return [u.text for u in read_manifest(source, split="train")]
 
 
@@ -305,7 +305,7 @@ def _cmd_encode(args) -> int:
     tok = TextTokenizer.from_pretrained(args.tokenizer)
     text = " ".join(args.text)
     if args.normalize:
-        from minicosy.textnorm import normalize_english
+        from minicosy.text.normalize import normalize_english
         text = normalize_english(text)
     ids = tok.encode(text)
     print(f"text:   {text!r}")
@@ -315,7 +315,7 @@ def _cmd_encode(args) -> int:
 
 
 def _cmd_normalize(args) -> int:
-    from minicosy.textnorm import normalize_english, split_sentences
+    from minicosy.text.normalize import normalize_english, split_sentences
     text = normalize_english(" ".join(args.text), lowercase=args.lowercase)
     print(text)
     if args.split:

@@ -86,7 +86,7 @@ def griffin_lim(mel, n_iter: int = 32, momentum: float = 0.99, cfg: MelConfig | 
     """
     cfg = cfg or MelConfig.flow()
     squeeze = isinstance(mel, (torch.Tensor, np.ndarray)) and mel.ndim == 2
-    from minicosy.vocoder import check_mel
+    from minicosy.vocoder.hift import check_mel
 
     mel = check_mel(mel, cfg.n_mels)
     S = mel_to_magnitude(mel, cfg)  # (B, bins, F)

@@ -424,7 +424,7 @@ def groundtruth_report(manifest_path: str | Path, split: str | None = "test",
         utterance-mode matrix, same/different-voice means, leave-one-out speaker-ID accuracy),
         ``utterances`` (reference, hypothesis, WER each), ``timing`` and judge versions.
     """
-    from minicosy.manifest import manifest_root, read_manifest
+    from minicosy.data.manifest import manifest_root, read_manifest
 
     if max_per_voice is not None and (not isinstance(max_per_voice, int) or max_per_voice < 2):
         raise ValueError(f"max_per_voice must be an integer ≥ 2 (same-voice similarity needs pairs), "

@@ -2,7 +2,7 @@
 
 Stage: measuring the vocoder (DESIGN.md §4, issue "Vocoder"). For every test utterance the
 log-mel of the *recording* is turned back into audio by Griffin-Lim (32 iterations) and by the
-neural vocoder, and three systems are judged by the independent judges of :mod:`minicosy.eval`:
+neural vocoder, and three systems are judged by the independent judges of :mod:`minicosy.judges`:
 
 * intelligibility — pocketsphinx WER, always next to the recordings' own WER (the ratio is what
   the goals are stated in: WER ≤ 1.1 × recording);
@@ -27,15 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from minicosy.audio import load_audio, log_mel
-from minicosy.griffinlim import griffin_lim
-from minicosy.vocoder import DEFAULT_PRETRAINED, Vocoder
+from minicosy.vocoder.griffinlim import griffin_lim
+from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder
 
 HELD_OUT = ("mbrola_us3", "mbrola_en1")
 SYSTEMS = ("recording", "griffin_lim", "neural")
 
 
 def _pick(manifest: Path, split: str, per_voice: int):
-    from minicosy.manifest import read_manifest
+    from minicosy.data.manifest import read_manifest
 
     by_voice: dict = {}
     for u in sorted(read_manifest(manifest, split=split), key=lambda u: u.id):
@@ -66,8 +66,8 @@ def evaluate_vocoder(vocoder: Vocoder | None = None, manifest=None, split: str =
         "utterances", ...}``; each group has ``wer`` per system, ``wer_ratio`` (to the recording),
         ``similarity`` and ``mel_l1`` (to the recording).
     """
-    from minicosy.eval import intelligibility, mel_l1, speaker_similarity
-    from minicosy.manifest import manifest_root
+    from minicosy.judges import intelligibility, mel_l1, speaker_similarity
+    from minicosy.data.manifest import manifest_root
     from minicosy.utils import DEFAULT_CORPUS_DIR
 
     vocoder = vocoder or Vocoder.from_pretrained()
@@ -183,3 +183,10 @@ def eval_cli(args) -> int:
     print(eval_markdown(result))
     print(f"wrote {args.out}")
     return 0
+
+
+def register_cli(groups) -> None:
+    """``minicosy eval vocoder``."""
+    p = groups["eval"].add_parser("vocoder", help="WER / similarity / mel-L1 of resynthesis vs Griffin-Lim")
+    add_eval_args(p)
+    p.set_defaults(func=eval_cli)

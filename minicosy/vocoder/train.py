@@ -1,6 +1,6 @@
 """Vocoder training: discriminators, GAN losses, a cached segment dataset, the loop, the evaluation.
 
-Stage: training the HiFT-style vocoder of :mod:`minicosy.vocoder` (DESIGN.md §2 "Vocoder").
+Stage: training the HiFT-style vocoder of :mod:`minicosy.vocoder.hift` (DESIGN.md §2 "Vocoder").
 
 Losses, as HiFi-GAN/HiFT [1, 2] (weights from the official recipe):
 
@@ -47,7 +47,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.audio import load_audio, log_mel, save_audio
-from minicosy.vocoder import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
+from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
 
 HELD_OUT = ("mbrola_us3", "mbrola_en1")  # DESIGN.md §3: never trained on (valid/test only)
 
@@ -192,7 +192,7 @@ def build_cache(manifest, split: str = "train", max_per_voice: int | None = 40,
     Returns:
         ``{"ids", "voices", "wav": [int16 (T,)], "f0": [float32 (T//480,)]}``.
     """
-    from minicosy.manifest import manifest_root, read_manifest
+    from minicosy.data.manifest import manifest_root, read_manifest
 
     if cache_file is not None and Path(cache_file).is_file():
         cache = torch.load(cache_file, weights_only=False)
@@ -476,3 +476,10 @@ def train_cli(args) -> int:
           device=args.device, tcfg=tcfg, progress=not args.no_progress,
           log=lambda s: print(s, flush=True))
     return 0
+
+
+def register_cli(groups) -> None:
+    """``minicosy train vocoder``."""
+    p = groups["train"].add_parser("vocoder", help="train the HiFT-style vocoder (GAN), with resume")
+    add_train_args(p)
+    p.set_defaults(func=train_cli)

@@ -19,7 +19,7 @@ towards the middle of the human range (male voices up 2 and 4 semitones, female 
 setting is its own voice id (``flite_awb_p+2``): 8 base + 16 pseudo-speakers in training.
 Held-out voices and any transform of them never enter training.
 
-Text comes from ``minicosy.sentences`` with a sentence-level split, so test sentences are
+Text comes from ``minicosy.data.sentences`` with a sentence-level split, so test sentences are
 never heard in training either. Audio is stored as 16-bit FLAC at the engine's native rate,
 trimmed of long leading/trailing silence and peak-normalised; ``manifest.jsonl`` describes it.
 The build runs over a process pool and is resumable (existing valid files are kept).
@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicosy.manifest import SPLITS, Utterance, read_manifest, write_manifest
+from minicosy.data.manifest import SPLITS, Utterance, read_manifest, write_manifest
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR
 
 # ----------------------------------------------------------------------------- voices
@@ -66,6 +66,7 @@ class Voice:
 
 
 VOICES = [
+    # --- version 1: eight train voices, two held out (order kept: it decides who reads what)
     Voice("flite_awb", "flite", "awb", 16000, "train", "low", "flite"),
     Voice("flite_rms", "flite", "rms", 16000, "train", "low", "flite"),
     Voice("flite_slt", "flite", "slt", 16000, "train", "high", "flite"),
@@ -77,6 +78,17 @@ VOICES = [
     Voice("mbrola_us2", "mbrola", "mb-us2", 16000, "train", "low", "espeak-ng mbrola mbrola-us2"),
     Voice("mbrola_us3", "mbrola", "mb-us3", 16000, "heldout", "low", "espeak-ng mbrola mbrola-us3"),
     Voice("mbrola_en1", "mbrola", "mb-en1", 16000, "heldout", "low", "espeak-ng mbrola mbrola-en1"),
+    # --- version 2: eight more train voices (about seven new speakers), two more held out
+    Voice("festival_rab", "festival", "voice_rab_diphone", 16000, "train", "low", "festival festvox-rablpc16k"),
+    Voice("mbrola_de5_en", "mbrola", "mb-de5-en", 22050, "train", "high", "espeak-ng mbrola mbrola-de5"),
+    Voice("mbrola_fr1_en", "mbrola", "mb-fr1-en", 16000, "train", "low", "espeak-ng mbrola mbrola-fr1"),
+    Voice("rhvoice_alan", "rhvoice", "alan", 24000, "train", "low", "rhvoice rhvoice-english"),
+    Voice("rhvoice_bdl", "rhvoice", "bdl", 24000, "train", "low", "rhvoice rhvoice-english"),
+    Voice("rhvoice_slt", "rhvoice", "slt", 24000, "train", "high", "rhvoice rhvoice-english"),
+    Voice("rhvoice_evgeniy", "rhvoice", "evgeniy-eng", 24000, "train", "low", "rhvoice rhvoice-english"),
+    Voice("pico_en_us", "pico", "en-US", 16000, "train", "high", "libttspico-utils"),
+    Voice("pico_en_gb", "pico", "en-GB", 16000, "heldout", "high", "libttspico-utils"),
+    Voice("rhvoice_lyubov", "rhvoice", "lyubov", 24000, "heldout", "high", "rhvoice rhvoice-english"),
 ]
 VOICE_BY_ID = {v.id: v for v in VOICES}
 TRAIN_VOICES = [v.id for v in VOICES if v.role == "train"]
@@ -113,11 +125,23 @@ def default_variants(voice: str) -> tuple[str, ...]:
 N_SENTENCES = 4000
 
 
+#: The valid/test sentence pools hold ``POOL_VOICES`` voices' worth of windows, so a pool wraps
+#: after the ten v1 voices: v2 voice ``10 + i`` reads the valid/test sentences of v1 voice ``i``.
+#: That keeps v1's split (and its figures) unchanged and gives every valid/test sentence two
+#: readers — held-out pairs ``mbrola_us3``/``pico_en_gb`` and ``mbrola_en1``/``rhvoice_lyubov``
+#: read the same sentences, which cross-voice token agreement needs.
+POOL_VOICES = 10
+
+
 def variant_voice_id(voice: str, suffix: str) -> str:
     return f"{voice}_{suffix}"
 
 
 # ----------------------------------------------------------------------------- engines
+
+#: The program each engine runs (what ``check_engines`` looks for on the PATH).
+ENGINE_BINARY = {"flite": "flite", "festival": "text2wave", "mbrola": "espeak-ng",
+                 "rhvoice": "RHVoice-test", "pico": "pico2wave"}
 
 
 def _need(binary: str, packages: str) -> None:
@@ -137,6 +161,10 @@ def _engine_command(voice: Voice, text: str, wav: str, tmp: str) -> tuple[list[s
         return ["text2wave", "-eval", f"({voice.name})", "-o", wav, txt], None
     if voice.engine == "mbrola":
         return ["espeak-ng", "-v", voice.name, "-w", wav, "--stdin"], text
+    if voice.engine == "rhvoice":
+        return ["RHVoice-test", "-p", voice.name, "-o", wav], text
+    if voice.engine == "pico":
+        return ["pico2wave", "-l", voice.name, "-w", wav, text], None
     raise ValueError(f"unknown engine {voice.engine!r}")
 
 
@@ -178,7 +206,7 @@ def synthesize(voice_id: str, text: str) -> tuple[np.ndarray, int]:
     if voice_id not in VOICE_BY_ID:
         raise ValueError(f"unknown voice {voice_id!r}; choose from {list(VOICE_BY_ID)}.")
     voice = VOICE_BY_ID[voice_id]
-    _need({"flite": "flite", "festival": "text2wave", "mbrola": "espeak-ng"}[voice.engine], voice.packages)
+    _need(ENGINE_BINARY[voice.engine], voice.packages)
     with tempfile.TemporaryDirectory(prefix="minicosy-") as tmp:
         wav_path = os.path.join(tmp, "out.wav")
         cmd, stdin = _engine_command(voice, text, wav_path, tmp)
@@ -231,7 +259,7 @@ def plan_corpus(per_voice: int = 400, n_valid: int = 20, n_test: int = 20, voice
     Returns:
         jobs: one dict per base utterance ``{voice, split, index, text, variants: [suffix]}``.
     """
-    from minicosy.sentences import generate_sentences, split_sentences_pool, words
+    from minicosy.data.sentences import generate_sentences, split_sentences_pool, words
 
     voices = list(voices) if voices is not None else [v.id for v in VOICES]
     for v in voices:
@@ -245,7 +273,7 @@ def plan_corpus(per_voice: int = 400, n_valid: int = 20, n_test: int = 20, voice
     variant_of = set(TRAIN_VOICES if variant_of is None else variant_of)
     if variant_of - set(TRAIN_VOICES):
         raise ValueError(f"variants are for train voices only, not {sorted(variant_of - set(TRAIN_VOICES))}.")
-    pool_v, pool_t = max(200, n_valid * len(VOICES)), max(200, n_test * len(VOICES))
+    pool_v, pool_t = max(200, n_valid * POOL_VOICES), max(200, n_test * POOL_VOICES)
     sentences = generate_sentences(max(N_SENTENCES, 2 * (pool_v + pool_t)), seed)
     if max_words is not None:
         sentences = [s for s in sentences if len(words(s)) <= max_words]
@@ -347,7 +375,7 @@ def check_engines(voices) -> None:
     _need("sox", "sox")
     for vid in voices:
         v = VOICE_BY_ID[vid]
-        _need({"flite": "flite", "festival": "text2wave", "mbrola": "espeak-ng"}[v.engine], v.packages)
+        _need(ENGINE_BINARY[v.engine], v.packages)
 
 
 # ----------------------------------------------------------------------------- build
@@ -436,8 +464,8 @@ def judge_variants(manifest=DEFAULT_CORPUS_DIR, voices=None, variants=("p-4", "p
         ``{voice: {"base": wer, suffix: wer, ...}}`` — how intelligible each setting leaves a voice.
     """
     from minicosy.audio import load_audio
-    from minicosy.eval import intelligibility
-    from minicosy.manifest import manifest_root
+    from minicosy.judges import intelligibility
+    from minicosy.data.manifest import manifest_root
 
     utts = read_manifest(manifest, split="test")
     root = manifest_root(Path(manifest) / "manifest.jsonl" if Path(manifest).is_dir() else manifest)

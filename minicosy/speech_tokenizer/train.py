@@ -48,9 +48,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minicosy.fsq import codebook_usage
-from minicosy.manifest import manifest_root, read_manifest
-from minicosy.speech_tokenizer import (SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
+from minicosy.speech_tokenizer.fsq import codebook_usage
+from minicosy.data.manifest import manifest_root, read_manifest
+from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
                                        normalize_transcript, text_to_ids, PRETRAINED_DIR)
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
@@ -428,7 +428,7 @@ def _eval_cmd(args) -> int:
     return 0
 
 
-def add_cli(groups) -> None:
+def register_cli(groups) -> None:
     p = groups["train"].add_parser("tokenizer", help="train the FSQ (or VQ) speech tokenizer with a CTC ASR loss")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
     p.add_argument("--quantizer", choices=["fsq", "vq", "vq-plain"], default="fsq",

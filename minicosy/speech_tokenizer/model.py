@@ -12,7 +12,7 @@ Stage: speech tokenizer (DESIGN.md §1–2), CosyVoice 2 §2.2, Fig. 1(a).
 The paper inserts FSQ into the encoder of an ASR model (SenseVoice-Large) and trains the whole
 thing with the ASR loss only, so the tokens keep what is needed to recognise the words (content)
 and drop what is not (much of the speaker and channel). No training code was released; minicosy's
-is in :mod:`minicosy.speech_tokenizer_train`. The tokenizer used downstream is
+is in :mod:`minicosy.speech_tokenizer.train`. The tokenizer used downstream is
 ``Encoder1 + FSQ``; Encoder2 and the ASR head only exist to train it (and to measure its CER).
 
 Length rule: the 100 Hz features are cropped to a multiple of 4 frames, then each stride-2
@@ -55,7 +55,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.audio import check_waveform, tokenizer_features
-from minicosy.fsq import FSQ, VectorQuantizer
+from minicosy.nn import Block
+from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer
 from minicosy.utils import REPO_ROOT, pick_device
 
 SAMPLE_RATE = 16000
@@ -124,7 +125,7 @@ class SpeechTokenizerConfig:
     @classmethod
     def tiny(cls) -> "SpeechTokenizerConfig":
         """A first useful model in ~40 min on one CPU thread, the committed one in ~90 (see
-        :mod:`minicosy.speech_tokenizer_train`). FSQ D = 5, K = 1 → 243 codes: the paper's 3 levels
+        :mod:`minicosy.speech_tokenizer.train`). FSQ D = 5, K = 1 → 243 codes: the paper's 3 levels
         per dim, fewer dims because a tiny model trained for minutes spreads its tokens over a
         few hundred codes, not thousands (D = 6 used 73% of 729 in our runs), and 243 codes at
         25 Hz still carry 198 bit/s, several times the ~60 bit/s of the transcript. The tiny LM's
@@ -155,47 +156,6 @@ class SpeechTokenizerConfig:
 
 
 # ----------------------------------------------------------------------------- blocks
-
-
-def rotary(x: torch.Tensor) -> torch.Tensor:
-    """Rotate pairs of channels by position-dependent angles  [RoFormer Eq. 34].  x: (B, nh, T, hs)."""
-    T, hs = x.shape[-2], x.shape[-1]
-    inv = 1.0 / (10000 ** (torch.arange(0, hs, 2, device=x.device, dtype=torch.float32) / hs))
-    ang = torch.arange(T, device=x.device, dtype=torch.float32)[:, None] * inv[None]  # (T, hs/2)
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
-
-
-class Attention(nn.Module):
-    def __init__(self, d: int, n_heads: int, dropout: float):
-        super().__init__()
-        self.nh, self.dropout = n_heads, dropout
-        self.qkv = nn.Linear(d, 3 * d)
-        self.proj = nn.Linear(d, d)
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).view(B, T, 3, self.nh, C // self.nh).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
-        q, k = rotary(q), rotary(k)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :],  # keys: real frames only
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class Block(nn.Module):
-    """Pre-norm transformer block (bidirectional: the tokenizer sees the whole utterance)."""
-
-    def __init__(self, d: int, n_heads: int, ff_mult: int, dropout: float):
-        super().__init__()
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.attn = Attention(d, n_heads, dropout)
-        self.mlp = nn.Sequential(nn.Linear(d, ff_mult * d), nn.GELU(), nn.Linear(ff_mult * d, d))
-        self.drop = nn.Dropout(dropout)
-
-    def forward(self, x, mask):
-        x = x + self.drop(self.attn(self.ln1(x), mask))
-        return x + self.drop(self.mlp(self.ln2(x)))
 
 
 class Subsample(nn.Module):
@@ -309,14 +269,19 @@ class SpeechTokenizer(nn.Module):
         """
         h, mask = self.encoder1(feats, lengths)
         h_hat, indices = self.quantize(h, mask)  # Ĥ = ProjUp(ROUND(ProjDown(H)))   [CV2 Eq. 1]
+        logits, logit_lengths = self.asr_head(h_hat, mask)
+        return {"logits": logits, "logit_lengths": logit_lengths,
+                "indices": indices, "mask": mask, "aux": self.quantizer.aux_loss()}
+
+    def asr_head(self, h_hat: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder2 + CTC head: ``Ĥ (B, T, d)``, ``mask (B, T)`` → log-probs ``(B, S, V)``, ``(B,)``."""
         x = h_hat
         for blk in self.enc2:
             x = blk(x, mask)
         B, T, _ = x.shape
         # simplification: each 25 Hz frame emits ctc_upsample character slots
         logits = self.head(self.ln2(x)).view(B, T * self.cfg.ctc_upsample, self.cfg.vocab_size)
-        return {"logits": logits.float().log_softmax(-1), "logit_lengths": mask.sum(1) * self.cfg.ctc_upsample,
-                "indices": indices, "mask": mask, "aux": self.quantizer.aux_loss()}
+        return logits.float().log_softmax(-1), mask.sum(1) * self.cfg.ctc_upsample
 
     def ctc_loss(self, out: dict, targets: list[list[int]]) -> torch.Tensor:
         """CTC loss of ``forward``'s output against character-id targets, averaged per target char."""
@@ -366,6 +331,33 @@ class SpeechTokenizer(nn.Module):
         finally:
             self.train(was_training)
         return ctc_greedy_decode(out["logits"], out["logit_lengths"])
+
+    @torch.inference_mode()
+    def read_tokens(self, token_seqs) -> list[str]:
+        """Token sequences → the CTC head's greedy transcript of each.
+
+        The tokenizer as a judge of *generated* tokens (the LM's): ``Ĥ = embed(tokens)`` goes
+        through Encoder2 and the head exactly as in training. ``token_seqs``: a list of
+        ``LongTensor (T_i,)`` (or lists of ints), each id in ``[0, codebook_size)``.
+        """
+        seqs = [torch.as_tensor(t, dtype=torch.long).reshape(-1) for t in token_seqs]
+        if not seqs:
+            return []
+        for i, t in enumerate(seqs):
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.codebook_size):
+                raise ValueError(f"token_seqs[{i}] has ids outside [0, {self.codebook_size}).")
+        was_training = self.training
+        self.eval()
+        try:
+            T = max(1, max(len(t) for t in seqs))
+            ids = torch.zeros(len(seqs), T, dtype=torch.long, device=self.device)
+            mask = torch.zeros(len(seqs), T, dtype=torch.bool, device=self.device)
+            for i, t in enumerate(seqs):
+                ids[i, : len(t)], mask[i, : len(t)] = t.to(self.device), True
+            logits, lengths = self.asr_head(self.embed_tokens(ids), mask)
+        finally:
+            self.train(was_training)
+        return ctc_greedy_decode(logits, lengths)
 
     def embed_tokens(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids ``(..., T)`` → the quantised vectors ``Ĥ`` ``(..., T, d)`` that Encoder2 reads."""
@@ -425,13 +417,3 @@ def _stem(path: str | Path) -> Path:
     if p.is_dir():
         return p / "speech_tokenizer"
     return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def register_cli(groups) -> None:
-    """``minicosy train tokenizer`` and ``minicosy eval tokenizer`` (handlers live in the train module)."""
-    from minicosy import speech_tokenizer_train as st
-
-    st.add_cli(groups)

@@ -793,7 +793,7 @@ def generate_sentences(n: int = 4000, seed: int = 0) -> list[str]:
     Raises:
         ValueError: ``n`` < 1 or more sentences than the grammar can produce distinctly.
     """
-    from minicosy.textnorm import number_to_words  # lazily: textnorm is another stage
+    from minicosy.text.normalize import number_to_words  # lazily: textnorm is another stage
 
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")

@@ -26,8 +26,8 @@ invent a waveform whose mel matches. Two ways are implemented here:
   running phase of the harmonic source, so sines stay continuous), an **audio cache** (the
   held-back tail of each chunk, cross-faded with its recomputation at the next join).
 
-Training (discriminators, losses, data cache, the loop) lives in :mod:`minicosy.vocoder_train`,
-the measured table in :mod:`minicosy.vocoder_eval`.
+Training (discriminators, losses, data cache, the loop) lives in :mod:`minicosy.vocoder.train`,
+the measured table in :mod:`minicosy.vocoder.evaluate`.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2 (the vocoder is CosyVoice's HiFT).
@@ -558,20 +558,3 @@ class Vocoder(nn.Module):
         model.generator.load_state_dict(sd)
         model.meta = {k: v for k, v in info.items() if k not in ("config",)}
         return model.to(pick_device(device)).eval()
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def register_cli(groups) -> None:
-    """``minicosy train vocoder`` (:mod:`minicosy.vocoder_train`), ``minicosy eval vocoder``
-    (:mod:`minicosy.vocoder_eval`)."""
-    from minicosy.vocoder_eval import add_eval_args, eval_cli
-    from minicosy.vocoder_train import add_train_args, train_cli
-
-    p = groups["train"].add_parser("vocoder", help="train the HiFT-style vocoder (GAN), with resume")
-    add_train_args(p)
-    p.set_defaults(func=train_cli)
-    p = groups["eval"].add_parser("vocoder", help="WER / similarity / mel-L1 of resynthesis vs Griffin-Lim")
-    add_eval_args(p)
-    p.set_defaults(func=eval_cli)
