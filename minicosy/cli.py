@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(mod_name)
         except ModuleNotFoundError as exc:
-            if exc.name == mod_name:
+            if exc.name and (mod_name == exc.name or mod_name.startswith(exc.name + ".")):
                 continue
             raise
         register = getattr(mod, "register_cli", None)
