@@ -27,6 +27,7 @@ CLI_MODULES = (
     "minicosy.text.tokenizer",
     "minicosy.judges",
     "minicosy.speech_tokenizer.train",
+    "minicosy.speech_tokenizer.evaluate",
     "minicosy.speech_tokenizer.corpus_tokens",
     "minicosy.lm.train",
     "minicosy.flow.train",

@@ -186,29 +186,55 @@ def _auto_jobs(jobs: int | None, n: int) -> int:
     return max(1, min(jobs, n // 4))  # a worker is worth its start-up cost for ≥ 4 utterances
 
 
-def transcribe_many(wavs: Sequence, sample_rate: int, jobs: int | None = 1) -> list[str]:
-    """Transcribe several utterances, over ``jobs`` processes (``None``: one per CPU core)."""
-    pcms = [_to_pcm16(_as_waveform(w, sample_rate, JUDGE_SR, name=f"audio[{i}]")) for i, w in enumerate(wavs)]
-    jobs = _auto_jobs(jobs, len(pcms))
+def transcribe_many(wavs: Sequence, sample_rate: int, jobs: int | None = 1,
+                    failures: dict | None = None) -> list[str]:
+    """Transcribe several utterances, over ``jobs`` processes (``None``: one per CPU core).
+
+    Args:
+        failures: ``None`` → an unusable waveform (silent, empty, NaN) raises ``ValueError``.
+            A dict → such an utterance is transcribed as ``""`` and ``failures[index] = reason``,
+            so one broken synthesis cannot abort a whole evaluation.
+    """
+    pcms: list = []
+    for i, w in enumerate(wavs):
+        try:
+            pcms.append(_to_pcm16(_as_waveform(w, sample_rate, JUDGE_SR, name=f"audio[{i}]")))
+        except ValueError as exc:
+            if failures is None:
+                raise
+            failures[i] = str(exc)
+            pcms.append(None)
+    todo = [p for p in pcms if p is not None]
+    jobs = _auto_jobs(jobs, len(todo))
     if jobs == 1:
-        return [_decode_pcm(p) for p in pcms]
-    with _pool(jobs) as pool:
-        return list(pool.map(_decode_pcm, pcms, chunksize=max(1, len(pcms) // (4 * jobs))))
+        done = [_decode_pcm(p) for p in todo]
+    else:
+        with _pool(jobs) as pool:
+            done = list(pool.map(_decode_pcm, todo, chunksize=max(1, len(todo) // (4 * jobs))))
+    it = iter(done)
+    return ["" if p is None else next(it) for p in pcms]
 
 
 def intelligibility(wavs: Sequence, texts: Sequence[str], sample_rate: int, jobs: int | None = 1) -> dict:
     """Transcribe utterances and score them against their texts.
 
+    A waveform the judge cannot take (silent, empty, NaN: a broken synthesis) is scored as an
+    empty transcript — every word deleted, WER 1.0 for that utterance — and listed under
+    ``"unscorable"`` with the reason, instead of aborting the evaluation.
+
     Returns:
-        ``{"wer", "cer", "hypotheses", "references" (normalised), "utterance_wer"}``; ``wer`` and
-        ``cer`` are corpus-level (errors summed over utterances / words summed).
+        ``{"wer", "cer", "hypotheses", "references" (normalised), "utterance_wer", "unscorable"}``;
+        ``wer`` and ``cer`` are corpus-level (errors summed over utterances / words summed);
+        ``unscorable`` is ``[{"index", "reason"}]``.
     """
     if len(wavs) != len(texts):
         raise ValueError(f"{len(wavs)} waveforms but {len(texts)} texts: give one text per utterance.")
-    hyps = transcribe_many(wavs, sample_rate, jobs)
+    failures: dict[int, str] = {}
+    hyps = transcribe_many(wavs, sample_rate, jobs, failures=failures)
     refs, norm_hyps = _pairs(list(texts), hyps)
     return {"wer": wer(refs, norm_hyps), "cer": cer(refs, norm_hyps), "hypotheses": norm_hyps,
-            "references": refs, "utterance_wer": [wer(r, h) for r, h in zip(refs, norm_hyps)]}
+            "references": refs, "utterance_wer": [wer(r, h) for r, h in zip(refs, norm_hyps)],
+            "unscorable": [{"index": i, "reason": r} for i, r in sorted(failures.items())]}
 
 
 # ----------------------------------------------------------------------------- judge 2: resemblyzer
@@ -514,6 +540,38 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# ----------------------------------------------------------------------------- pseudo-speakers
+
+
+def judge_variants(manifest=None, voices=None, variants=("p-4", "p-2", "p+2", "p+4"),
+                   n: int = 6, jobs: int = 2) -> dict[str, dict[str, float]]:
+    """Pocketsphinx WER of pseudo-speaker settings, applied on the fly to ``n`` test utterances.
+
+    Returns:
+        ``{voice: {"base": wer, suffix: wer, ...}}`` — how intelligible each setting leaves a voice.
+    """
+    from minicosy.data.corpus import TRAIN_VOICES, apply_variant
+    from minicosy.data.manifest import manifest_root, read_manifest
+    from minicosy.utils import DEFAULT_CORPUS_DIR
+
+    manifest = DEFAULT_CORPUS_DIR if manifest is None else manifest
+    utts = read_manifest(manifest, split="test")
+    root = manifest_root(Path(manifest) / "manifest.jsonl" if Path(manifest).is_dir() else manifest)
+    out = {}
+    for vid in voices or TRAIN_VOICES:
+        mine = [u for u in utts if u.voice == vid][:n]
+        if not mine:
+            raise ValueError(f"no test utterances of {vid!r} in {manifest}.")
+        rate = mine[0].sample_rate
+        wavs = [load_audio(u.audio_path(root), rate) for u in mine]
+        texts = [u.text for u in mine]
+        out[vid] = {"base": intelligibility(wavs, texts, rate, jobs=jobs)["wer"]}
+        for s in variants:
+            shifted = [apply_variant(w, rate, s) for w in wavs]
+            out[vid][s] = intelligibility(shifted, texts, rate, jobs=jobs)["wer"]
+    return out
+
+
 # ----------------------------------------------------------------------------- command line
 
 
@@ -554,8 +612,18 @@ def _cmd_sim(args) -> int:
     return 0
 
 
+def _cmd_judge_variants(args) -> int:
+    variants = tuple(args.variant_set.split(","))
+    table = judge_variants(args.manifest, args.voices.split(",") if args.voices else None, variants,
+                           args.n, args.jobs)
+    print(f"{'WER':18s} {'base':>6s} " + " ".join(f"{s:>6s}" for s in variants))
+    for vid, row in table.items():
+        print(f"{vid:18s} {row['base']:6.2f} " + " ".join(f"{row[s]:6.2f}" for s in variants))
+    return 0
+
+
 def register_cli(groups) -> None:
-    """Add ``minicosy eval groundtruth|wer|sim``."""
+    """Add ``minicosy eval groundtruth|wer|sim`` and ``minicosy data judge-variants``."""
     g = groups["eval"]
     p = g.add_parser("groundtruth", help="per-voice WER and speaker similarity of a corpus's recordings")
     p.add_argument("--manifest", default=None, help="manifest.jsonl (default: data/corpus/manifest.jsonl)")
@@ -575,3 +643,10 @@ def register_cli(groups) -> None:
     p.add_argument("audio_a")
     p.add_argument("audio_b")
     p.set_defaults(func=_cmd_sim)
+    j = groups["data"].add_parser("judge-variants", help="pocketsphinx WER of pseudo-speaker settings per train voice")
+    j.add_argument("manifest", nargs="?", default=None)
+    j.add_argument("--voices", default=None, help="comma-separated (default: the 8 train voices)")
+    j.add_argument("--variant-set", default="p-4,p-2,p+2,p+4")
+    j.add_argument("--n", type=int, default=6, help="test utterances per voice")
+    j.add_argument("--jobs", type=int, default=2)
+    j.set_defaults(func=_cmd_judge_variants)

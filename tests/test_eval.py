@@ -82,6 +82,20 @@ def test_judges_reject_bad_audio(judge, wav, sr, match):
         judge(wav, sr)
 
 
+def test_intelligibility_scores_a_broken_synthesis_as_wer_one_instead_of_aborting():
+    wav, text = load_audio(FIXTURES_DIR / "audio/flite_rms/flite_rms-test-00000.flac", SR), "unused"
+    from minicosy.data.manifest import read_manifest
+
+    text = next(u.text for u in read_manifest(FIXTURES_DIR) if u.id == "flite_rms-test-00000")
+    res = ev.intelligibility([wav, np.zeros(SR, np.float32)], [text, text], SR)
+    assert res["utterance_wer"][1] == 1.0 and res["hypotheses"][1] == ""
+    assert res["unscorable"] == [{"index": 1, "reason": res["unscorable"][0]["reason"]}]
+    assert "silent" in res["unscorable"][0]["reason"]
+    assert res["utterance_wer"][0] < 1.0
+    with pytest.raises(ValueError, match="silent"):  # the plain transcriber still refuses
+        ev.transcribe_many([np.zeros(SR, np.float32)], SR)
+
+
 # ----------------------------------------------------------------------------- spectral distances
 
 

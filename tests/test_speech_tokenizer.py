@@ -12,7 +12,8 @@ import torch
 from minicosy.data.manifest import Utterance, write_manifest
 from minicosy.speech_tokenizer.model import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
                                        ids_to_text, normalize_transcript, text_to_ids)
-from minicosy.speech_tokenizer.train import (TrainConfig, cer, char_errors, evaluate_tokenizer, load_split,
+from minicosy.speech_tokenizer.evaluate import evaluate_tokenizer
+from minicosy.speech_tokenizer.train import (TrainConfig, cer, char_errors, load_split,
                                              make_batches, run_model, train_tokenizer)
 from minicosy.utils import FIXTURES_DIR
 

@@ -125,8 +125,8 @@ def default_variants(voice: str) -> tuple[str, ...]:
 N_SENTENCES = 4000
 
 
-#: The valid/test sentence pools hold ``POOL_VOICES`` voices' worth of windows, so a pool wraps
-#: after the ten v1 voices: v2 voice ``10 + i`` reads the valid/test sentences of v1 voice ``i``.
+#: Valid/test windows are laid out for ``POOL_VOICES`` voices: v2 voice ``10 + i`` reads the
+#: valid/test sentences of v1 voice ``i``.
 #: That keeps v1's split (and its figures) unchanged and gives every valid/test sentence two
 #: readers — held-out pairs ``mbrola_us3``/``pico_en_gb`` and ``mbrola_en1``/``rhvoice_lyubov``
 #: read the same sentences, which cross-voice token agreement needs.
@@ -135,6 +135,23 @@ POOL_VOICES = 10
 
 def variant_voice_id(voice: str, suffix: str) -> str:
     return f"{voice}_{suffix}"
+
+
+def split_voice_id(voice: str) -> tuple[str, str | None]:
+    """``"flite_awb_p+2"`` → ``("flite_awb", "p+2")``; a base voice → ``(voice, None)``.
+
+    Uses the corpus's own naming (base id + ``_`` + a key of ``VARIANTS``), so ``flite_slt``
+    is a base voice even though it contains ``_s``.
+    """
+    base, _, suffix = voice.rpartition("_")
+    if base and suffix in VARIANTS:
+        return base, suffix
+    return voice, None
+
+
+def is_variant(voice: str) -> bool:
+    """True for a pseudo-speaker (a sox copy of a train voice), False for a base voice."""
+    return split_voice_id(voice)[1] is not None
 
 
 # ----------------------------------------------------------------------------- engines
@@ -251,7 +268,8 @@ def plan_corpus(per_voice: int = 400, n_valid: int = 20, n_test: int = 20, voice
     Sentences: ``generate_sentences`` → ``split_sentences_pool`` (sentence-level split). Train
     voice *i* (its index in ``TRAIN_VOICES``, so the choice does not depend on ``voices``) reads
     a window of ``per_voice`` train sentences starting at ``i·per_voice`` (cyclic), so voices
-    mostly read different sentences; valid/test windows work the same way over all 10 voices.
+    mostly read different sentences; valid/test windows work the same way over the voice index
+    modulo ``POOL_VOICES`` (10), so every valid/test sentence has two readers in the v2 table.
     Each train voice in ``variant_of`` (default: all) gets each variant (``variants``, or by
     default ``default_variants(voice)``) on a seeded subset of ``ceil(variant_fraction · per_voice)``
     of its train utterances.
@@ -292,7 +310,7 @@ def plan_corpus(per_voice: int = 400, n_valid: int = 20, n_test: int = 20, voice
             n = counts[split]
             if n == 0:
                 continue
-            pos = TRAIN_VOICES.index(vid) if split == "train" else all_ids.index(vid)
+            pos = TRAIN_VOICES.index(vid) if split == "train" else all_ids.index(vid) % POOL_VOICES
             texts = window(pools[split], pos * n, n)
             chosen = {}
             if split == "train" and vid in variant_of:
@@ -456,34 +474,6 @@ def build_fixtures(out=FIXTURES_DIR, seed: int = 0) -> list[Utterance]:
     return build_corpus(out, seed=seed, jobs=2, progress=False, **FIXTURE_PLAN)
 
 
-def judge_variants(manifest=DEFAULT_CORPUS_DIR, voices=None, variants=("p-4", "p-2", "p+2", "p+4"),
-                   n: int = 6, jobs: int = 2) -> dict[str, dict[str, float]]:
-    """Pocketsphinx WER of pseudo-speaker settings, applied on the fly to ``n`` test utterances.
-
-    Returns:
-        ``{voice: {"base": wer, suffix: wer, ...}}`` — how intelligible each setting leaves a voice.
-    """
-    from minicosy.audio import load_audio
-    from minicosy.judges import intelligibility
-    from minicosy.data.manifest import manifest_root
-
-    utts = read_manifest(manifest, split="test")
-    root = manifest_root(Path(manifest) / "manifest.jsonl" if Path(manifest).is_dir() else manifest)
-    out = {}
-    for vid in voices or TRAIN_VOICES:
-        mine = [u for u in utts if u.voice == vid][:n]
-        if not mine:
-            raise ValueError(f"no test utterances of {vid!r} in {manifest}.")
-        rate = mine[0].sample_rate
-        wavs = [load_audio(u.audio_path(root), rate) for u in mine]
-        texts = [u.text for u in mine]
-        out[vid] = {"base": intelligibility(wavs, texts, rate, jobs=jobs)["wer"]}
-        for s in variants:
-            shifted = [apply_variant(w, rate, s) for w in wavs]
-            out[vid][s] = intelligibility(shifted, texts, rate, jobs=jobs)["wer"]
-    return out
-
-
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -528,16 +518,6 @@ def _cmd_info(args) -> int:
     return 0
 
 
-def _cmd_judge_variants(args) -> int:
-    variants = tuple(args.variant_set.split(","))
-    table = judge_variants(args.manifest, args.voices.split(",") if args.voices else None, variants,
-                           args.n, args.jobs)
-    print(f"{'WER':18s} {'base':>6s} " + " ".join(f"{s:>6s}" for s in variants))
-    for vid, row in table.items():
-        print(f"{vid:18s} {row['base']:6.2f} " + " ".join(f"{row[s]:6.2f}" for s in variants))
-    return 0
-
-
 def register_cli(groups) -> None:
     data = groups["data"]
     p = data.add_parser("build", help="synthesise the offline multi-speaker corpus (DESIGN.md §3)")
@@ -562,10 +542,3 @@ def register_cli(groups) -> None:
     i = data.add_parser("info", help="voices table, and counts/hours per voice and split of a manifest")
     i.add_argument("manifest", nargs="?", default=str(DEFAULT_CORPUS_DIR))
     i.set_defaults(func=_cmd_info)
-    j = data.add_parser("judge-variants", help="pocketsphinx WER of pseudo-speaker settings per train voice")
-    j.add_argument("manifest", nargs="?", default=str(DEFAULT_CORPUS_DIR))
-    j.add_argument("--voices", default=None, help="comma-separated (default: the 8 train voices)")
-    j.add_argument("--variant-set", default="p-4,p-2,p+2,p+4")
-    j.add_argument("--n", type=int, default=6, help="test utterances per voice")
-    j.add_argument("--jobs", type=int, default=2)
-    j.set_defaults(func=_cmd_judge_variants)

@@ -13,7 +13,7 @@ Layouts:
   (the root may be the corpus or one subset such as ``train-clean-100``); voice = speaker id.
 * **folder**: ``x.wav`` (or ``.flac``) next to ``x.txt``; one voice, named after the folder.
 
-Transcripts go through ``minicosy.textnorm.normalize_english`` so numbers are spelled out as
+Transcripts go through ``minicosy.text.normalize.normalize_english`` so numbers are spelled out as
 in the engine corpus. The split is deterministic and *sentence-level*: a hash of the
 normalised text (with the seed) picks the split, so an utterance id never changes split
 between runs and a sentence read by several speakers sits in one split only. Voices named in

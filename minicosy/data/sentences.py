@@ -11,7 +11,7 @@ dozen sentence templates (statements, questions, requests, small two-clause narr
   pools, so that no test sentence is ever heard in training (sentence-level split).
 * ``vocabulary(sentences)`` → word counts (lower case, punctuation stripped).
 
-Numbers are always spelled out by ``minicosy.textnorm.number_to_words`` so the transcript
+Numbers are always spelled out by ``minicosy.text.normalize.number_to_words`` so the transcript
 is exactly what the engines say. Words were chosen to be in the CMU pronouncing dictionary
 that pocketsphinx (our WER judge, DESIGN.md §4) ships, so the judge can recognise them;
 ``tests/test_sentences.py`` checks that ≥ 98% of the vocabulary is in it.

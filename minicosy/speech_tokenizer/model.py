@@ -31,7 +31,7 @@ The VQ baseline (``quantizer="vq"``) swaps FSQ for :class:`minicosy.fsq.VectorQu
 same encoder, the same codebook size and the same training; ``vq_restart=False`` is the plain
 VQ-VAE quantizer (it collapsed onto a handful of codes in our runs). Measured figures (codebook
 use, CER, speaker probe): ``data/pretrained/tiny/speech_tokenizer_eval.json``, produced by
-``minicosy eval tokenizer`` (:func:`minicosy.speech_tokenizer_train.evaluate_tokenizer`).
+``minicosy eval tokenizer`` (:func:`minicosy.speech_tokenizer.evaluate.evaluate_tokenizer`).
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.2 (Encoder1 = two stride-2 convs + 6
@@ -131,7 +131,7 @@ class SpeechTokenizerConfig:
         25 Hz still carry 198 bit/s, several times the ~60 bit/s of the transcript. The tiny LM's
         output layer stays small too. The VQ baseline gets the same 243 codes."""
         return cls(d_model=144, n_heads=4, enc1_layers=3, enc2_layers=2, dropout=0.1,
-                   fsq_dims=5, fsq_K=1, vq_codebook_size=243)
+                   fsq_dims=5, fsq_K=1, vq_codebook_size=243, utterance_cmn=True)
 
     @property
     def codebook_size(self) -> int:
@@ -366,13 +366,15 @@ class SpeechTokenizer(nn.Module):
     # -- save / load ------------------------------------------------------------------------
 
     def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
-        """Write ``<stem>.safetensors`` (fp16 weights) and ``<stem>.json`` (config + ``extra``)."""
+        """Write ``<stem>.safetensors`` (fp32 weights) and ``<stem>.json`` (config + ``extra``)."""
         from safetensors.torch import save_file
 
         stem = _stem(path)
         stem.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        state = {k: (v.half() if v.is_floating_point() else v) for k, v in state.items()}
+        # fp32, never fp16: the tokens are discrete, and fp16 weights flip some of them (an argmin/round
+        # near a boundary); the LM and the flow are trained on exactly these tokens.
+        state = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
+                 for k, v in self.state_dict().items()}
         save_file(state, str(stem.with_suffix(".safetensors")))
         meta = {"format": "minicosy-speech-tokenizer-1", "config": self.cfg.to_dict(), **(extra or {})}
         stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")

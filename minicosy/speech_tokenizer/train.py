@@ -24,9 +24,8 @@ CER of 25% on the training voices, the three 15%.
 * :func:`train_tokenizer` — length-bucketed batches, AdamW with warm-up + cosine decay,
   SpecAugment, gradient clipping, a tqdm progress bar, validation CER, checkpoints with resume
   (model, optimiser, step, position in the epoch, elapsed time), and an fp16 export.
-* :func:`evaluate_tokenizer` — the measured figures: codebook utilisation and perplexity, CER
-  of the head on train voices vs held-out voices, and a speaker-ID probe (logistic regression
-  on mean-pooled token embeddings vs mean-pooled log-mel).
+* :func:`run_model`, :func:`cer` — the eval-mode pass and the CER that validation and
+  :mod:`minicosy.speech_tokenizer.evaluate` share.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.2 and §4 (FSQ 100% vs VQ 23% code use).
@@ -36,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -146,6 +146,24 @@ def vtlp(feats: torch.Tensor, alpha: float, fmax: float = 8000.0) -> torch.Tenso
     return (f[lo] * (1 - w) + f[lo + 1] * w).to(feats.dtype)
 
 
+def speed_perturb(feats: torch.Tensor, factor: float) -> torch.Tensor:
+    """Speed perturbation of one raw log-mel ``(n_mels, F)`` by ``factor``  [Ko et al. 2015].
+
+    Playing audio ``factor`` times faster (sox ``speed``) shortens it by ``factor`` and moves every
+    frequency up by ``factor``; on cached features that is a VTLP warp by ``factor`` followed by a
+    linear time resampling to ``F / factor`` frames (cropped to a multiple of 4, the length rule).
+    The transcript is unchanged, so the ASR loss asks for the same characters at a new tempo and
+    pitch: a cheap new speaker, the standard Kaldi recipe uses 0.9 / 1.0 / 1.1.
+    """
+    if factor == 1.0:
+        return feats
+    f = vtlp(feats, factor).float()
+    n_out = max(4, int(round(f.shape[1] / factor)) // 4 * 4)
+    # frame j of the output reads the input at time j·factor (linear interpolation)
+    f = torch.nn.functional.interpolate(f[None], size=n_out, mode="linear", align_corners=False)[0]
+    return f.to(feats.dtype)
+
+
 def char_errors(ref: str, hyp: str) -> int:
     """Levenshtein distance between two strings (substitutions + deletions + insertions)."""
     prev = list(range(len(hyp) + 1))
@@ -203,6 +221,7 @@ class TrainConfig:
     n_valid: int = 300  # utterances of valid used for the running CER
     spec_augment: bool = True
     vtlp: float = 0.12  # per-utterance VTLP factor drawn from [1 - vtlp, 1 + vtlp]; 0 turns it off
+    speed_perturb: tuple = (0.9, 1.0, 1.1)  # per-utterance speed factor, drawn uniformly; (1.0,) turns it off
     seed: int = 0
 
 
@@ -286,6 +305,9 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
         for bi in range(state["pos"], len(batches)):
             batch = [train[i] for i in batches[bi]]
             raw = [d["feats"] for d in batch]
+            if len(tc.speed_perturb) > 1:
+                picks = torch.randint(0, len(tc.speed_perturb), (len(raw),), generator=gen)
+                raw = [speed_perturb(f, float(tc.speed_perturb[int(k)])) for f, k in zip(raw, picks)]
             if tc.vtlp > 0:
                 alphas = 1 + tc.vtlp * (2 * torch.rand(len(raw), generator=gen) - 1)
                 raw = [vtlp(f, float(a)) for f, a in zip(raw, alphas)]
@@ -337,52 +359,6 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     return model
 
 
-# ----------------------------------------------------------------------------- evaluation
-
-
-def speaker_probe(features: torch.Tensor, voices: list[str], folds: int = 5, seed: int = 0) -> float:
-    """Cross-validated accuracy of a logistic-regression speaker-ID probe on ``features (N, d)``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    y = np.array(voices)
-    n_min = min(np.unique(y, return_counts=True)[1])
-    if len(set(voices)) < 2 or n_min < 2:
-        raise ValueError("speaker probe needs at least 2 voices with 2 utterances each.")
-    cv = StratifiedKFold(n_splits=min(folds, n_min), shuffle=True, random_state=seed)
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-    return float(cross_val_score(clf, features.numpy(), y, cv=cv).mean())
-
-
-def evaluate_tokenizer(model: SpeechTokenizer, manifest, split: str = "valid", train_voices=None) -> dict:
-    """The measured figures of one tokenizer on one split of a corpus.
-
-    Returns a dict with codebook usage (utilisation, perplexity), CER of the ASR head on the
-    train voices and on held-out voices (voices absent from the train split), and a speaker-ID
-    probe accuracy on mean-pooled token embeddings vs mean-pooled log-mel (chance = 1 / voices).
-    """
-    data = load_split(manifest, split)
-    if train_voices is None:
-        train_voices = {u.voice for u in read_manifest(manifest, split="train")}
-    train_voices = set(train_voices)
-    res = run_model(model, data)
-    voices = [data[r["i"]]["voice"] for r in res]
-    held = sorted(set(voices) - train_voices)
-    usage = codebook_usage(torch.cat([r["tokens"] for r in res]), model.codebook_size)
-    return {
-        "quantizer": model.cfg.label, "split": split, "n_utterances": len(data),
-        **usage,
-        "cer_train_voices": cer(data, res, train_voices), "cer_heldout_voices": cer(data, res, set(held)),
-        "cer_per_voice": {v: round(cer(data, res, {v}), 4) for v in sorted(set(voices))},
-        "heldout_voices": held,
-        "speaker_probe": {"n_voices": len(set(voices)), "chance": 1 / len(set(voices)),
-                          "tokens": speaker_probe(torch.stack([r["emb_mean"] for r in res]), voices),
-                          "mel": speaker_probe(torch.stack([r["mel_mean"] for r in res]), voices)},
-    }
-
-
 # ----------------------------------------------------------------------------- CLI
 
 
@@ -391,7 +367,8 @@ def _train_cmd(args) -> int:
     cfg = getattr(SpeechTokenizerConfig, args.preset)()
     cfg.quantizer = "vq" if args.quantizer == "vq-plain" else args.quantizer
     cfg.vq_restart = args.quantizer != "vq-plain"
-    cfg.utterance_cmn = args.utterance_cmn
+    if args.utterance_cmn is not None:
+        cfg.utterance_cmn = args.utterance_cmn
     tc = TrainConfig()
     for k in ("max_steps", "max_minutes", "batch_frames", "lr", "seed", "eval_every"):
         if getattr(args, k) is not None:
@@ -405,29 +382,6 @@ def _train_cmd(args) -> int:
     return 0
 
 
-def _eval_cmd(args) -> int:
-    torch.set_num_threads(args.threads)
-    manifest = Path(args.corpus) / "manifest.jsonl" if Path(args.corpus).is_dir() else Path(args.corpus)
-    paths = args.checkpoint or [PRETRAINED_DIR / "speech_tokenizer", PRETRAINED_DIR / "vq_tokenizer"]
-    rel = lambda p: str(Path(p).resolve().relative_to(REPO_ROOT) if Path(p).resolve().is_relative_to(REPO_ROOT)  # noqa: E731
-                        else p)
-    report = {"corpus": rel(manifest), "split": args.split, "results": {}}
-    for p in paths:
-        model = SpeechTokenizer.from_pretrained(p, device=args.device)
-        r = evaluate_tokenizer(model, manifest, args.split)
-        r["checkpoint"] = rel(p)
-        report["results"][model.cfg.label] = r
-        print(f"{model.cfg.label}: utilisation {r['utilisation']:.3f} ({r['codes_used']}/{r['codebook_size']}), "
-              f"perplexity {r['perplexity']:.1f}, CER train voices {r['cer_train_voices']:.3f}, held-out "
-              f"{r['cer_heldout_voices']:.3f}, speaker probe tokens {r['speaker_probe']['tokens']:.3f} vs mel "
-              f"{r['speaker_probe']['mel']:.3f} (chance {r['speaker_probe']['chance']:.3f})")
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.out}")
-    return 0
-
-
 def register_cli(groups) -> None:
     p = groups["train"].add_parser("tokenizer", help="train the FSQ (or VQ) speech tokenizer with a CTC ASR loss")
     p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
@@ -437,8 +391,8 @@ def register_cli(groups) -> None:
     p.add_argument("--out", default=None, help="run folder for checkpoints (default runs/tokenizer_<preset>_<q>)")
     p.add_argument("--export", default=None, help="stem of the exported model (default data/pretrained/<preset>/...)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
-    p.add_argument("--utterance-cmn", action="store_true",
-                   help="subtract each clip's own mean log-mel per bin as well (an experiment; off in the presets)")
+    p.add_argument("--utterance-cmn", action=argparse.BooleanOptionalAction, default=None,
+                   help="subtract each clip's own mean log-mel per bin as well (default: the preset's; tiny: on)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--batch-frames", type=int, default=None)
@@ -449,11 +403,3 @@ def register_cli(groups) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train_cmd)
-    e = groups["eval"].add_parser("tokenizer", help="codebook use, CER and speaker probe of trained tokenizers")
-    e.add_argument("--checkpoint", action="append", default=None, help="tokenizer stem(s); default: tiny FSQ + VQ")
-    e.add_argument("--corpus", default=str(DEFAULT_CORPUS_DIR))
-    e.add_argument("--split", default="valid", choices=["valid", "test"])
-    e.add_argument("--out", default=None, help="JSON file for the figures")
-    e.add_argument("--device", default=None)
-    e.add_argument("--threads", type=int, default=1)
-    e.set_defaults(func=_eval_cmd)

@@ -417,6 +417,6 @@ def check_text(text: str, max_chars: int = MAX_CHARS) -> str:
     if len(stripped) > max_chars:
         raise ValueError(
             f"text is {len(stripped)} characters, more than max_chars={max_chars}; split it with "
-            "minicosy.textnorm.split_sentences(text) and synthesise the pieces one by one "
+            "minicosy.text.normalize.split_sentences(text) and synthesise the pieces one by one "
             "(or raise max_chars).")
     return stripped

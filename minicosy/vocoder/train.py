@@ -47,9 +47,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.audio import load_audio, log_mel, save_audio
+from minicosy.data.corpus import HELDOUT_VOICES, is_variant
 from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
 
-HELD_OUT = ("mbrola_us3", "mbrola_en1")  # DESIGN.md §3: never trained on (valid/test only)
+HELD_OUT = tuple(HELDOUT_VOICES)  # never trained on (valid/test only)
 
 # ----------------------------------------------------------------------------- discriminators
 
@@ -334,7 +335,7 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
     first: dict = {}
     for i, v in enumerate(valid_all["voices"]):
         first.setdefault(v, i)
-    rank = sorted(first, key=lambda v: (v not in HELD_OUT, "_p" in v or "_s" in v, v))
+    rank = sorted(first, key=lambda v: (v not in HELD_OUT, is_variant(v), v))
     pick = [first[v] for v in rank[:tcfg.n_valid]]
     valid = {k: [valid_all[k][i] for i in pick] for k in valid_all}
     log(f"validation voices: {', '.join(valid['voices'])}")

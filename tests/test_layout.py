@@ -1,0 +1,165 @@
+"""The package layout: one folder per stage, imports that run one way, a lazy public API.
+
+Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
+
+    0  base       minicosy.config, .audio, .utils, .nn
+    1  data/text  minicosy.data.*, minicosy.text.*
+    2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
+                  .griffinlim, lm.*, flow.*), and minicosy.judges
+    3  training   each stage's train / evaluate / corpus_tokens modules
+    4  top        minicosy.pipeline, .demo, .cli, .__main__
+
+So a model module never imports its trainer, nothing imports the CLI, and import circles are
+refused even when the import hides inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import pytest
+
+from minicosy.utils import REPO_ROOT
+
+PKG = REPO_ROOT / "minicosy"
+STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
+TRAINING = {"train", "evaluate", "corpus_tokens"}
+TOP = {"minicosy.pipeline", "minicosy.demo", "minicosy.cli", "minicosy.__main__"}
+BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn"}
+
+
+def layer(module: str) -> int:
+    parts = module.split(".")
+    if module in BASE:
+        return 0
+    if module in TOP:
+        return 4
+    if module == "minicosy.judges":
+        return 2
+    if len(parts) >= 2 and parts[1] in ("data", "text"):
+        return 1
+    if len(parts) >= 2 and parts[1] in STAGES:
+        return 3 if len(parts) >= 3 and parts[2] in TRAINING else 2
+    raise AssertionError(f"{module}: not placed in a layer; add it to tests/test_layout.py")
+
+
+def module_sources() -> dict[str, str]:
+    out = {}
+    for path in sorted(PKG.rglob("*.py")):
+        rel = path.relative_to(REPO_ROOT).with_suffix("")
+        name = ".".join(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        out[name] = path.read_text(encoding="utf-8")
+    return out
+
+
+def imports_of(name: str, source: str, known: set[str]) -> set[str]:
+    """Every ``minicosy`` module that ``source`` imports, anywhere in the file (functions too)."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        targets = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative import
+                pkg = name.split(".") if name in known and _is_package(name) else name.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join(pkg + ([base] if base else []))
+            # `from minicosy.x import y` imports minicosy.x.y when y is a module
+            targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        for t in targets:
+            if t == "minicosy" or t.startswith("minicosy."):
+                while t not in known and "." in t:
+                    t = t.rsplit(".", 1)[0]
+                if t in known and t != name:
+                    found.add(t)
+    return found
+
+
+def _is_package(name: str) -> bool:
+    return (REPO_ROOT / name.replace(".", "/") / "__init__.py").is_file()
+
+
+def violations(sources: dict[str, str]) -> list[str]:
+    """Every broken layout rule in a set of module sources (empty = the layout holds)."""
+    known = set(sources)
+    graph = {m: imports_of(m, src, known) for m, src in sources.items()}
+    bad = []
+    for m, deps in graph.items():
+        for d in deps:
+            if d == "minicosy.cli" and m != "minicosy.__main__":
+                bad.append(f"{m} imports the CLI")
+            elif layer(d) > layer(m):
+                bad.append(f"{m} (layer {layer(m)}) imports {d} (layer {layer(d)})")
+    # circles: depth-first search for a back edge
+    state: dict[str, int] = {}
+
+    def visit(m, stack):
+        state[m] = 1
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                bad.append("import circle: " + " → ".join(stack[stack.index(d):] + [d]))
+            elif d not in state:
+                visit(d, stack + [d])
+        state[m] = 2
+
+    for m in sorted(graph):
+        if m not in state:
+            visit(m, [m])
+    return bad
+
+
+def test_every_module_has_a_layer_and_the_layout_holds():
+    sources = module_sources()
+    assert "minicosy.speech_tokenizer.model" in sources and "minicosy.vocoder.hift" in sources
+    assert violations(sources) == []
+
+
+@pytest.mark.parametrize("model, trainer", [
+    ("minicosy.speech_tokenizer.model", "minicosy.speech_tokenizer.train"),
+    ("minicosy.vocoder.hift", "minicosy.vocoder.train"),
+])
+def test_checker_catches_a_model_importing_its_trainer(model, trainer):
+    sources = module_sources()
+    sources[model] += f"\n\ndef _register():\n    from {trainer} import *  # noqa\n"
+    found = violations(sources)
+    assert any(f"{model} (layer 2) imports {trainer}" in v for v in found)
+    assert any(v.startswith("import circle") for v in found)
+
+
+def test_checker_catches_an_import_of_the_cli():
+    sources = module_sources()
+    sources["minicosy.data.corpus"] += "\nimport minicosy.cli\n"
+    assert any("minicosy.data.corpus imports the CLI" in v for v in violations(sources))
+
+
+def test_stage_folders_have_docstrings_and_no_eager_imports():
+    for stage in ["data", "text"] + sorted(STAGES):
+        init = PKG / stage / "__init__.py"
+        if not init.is_file():
+            continue  # a stage that has not landed yet
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        doc = ast.get_docstring(tree)
+        assert doc and "notebook" in doc.lower(), f"{init}: say what the stage does and which notebook"
+        assert not [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))], init
+
+
+def test_import_minicosy_is_lazy():
+    code = ("import sys, minicosy; assert 'torch' not in sys.modules, 'torch imported eagerly'; "
+            "names = sorted(minicosy.__all__); "
+            "from minicosy import SpeechTokenizer, FSQ, Vocoder, TextTokenizer, log_mel, griffin_lim, TTSConfig; "
+            "assert 'torch' in sys.modules; print(' '.join(names))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    for name in ("TTSConfig", "load_audio", "log_mel", "TextTokenizer", "FSQ", "SpeechTokenizer", "Vocoder",
+                 "griffin_lim"):
+        assert name in out.stdout.split()
+
+
+def test_unknown_public_name_is_an_attribute_error():
+    import minicosy
+
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        minicosy.Nope  # noqa: B018
