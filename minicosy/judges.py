@@ -48,6 +48,7 @@ import torch
 
 from minicosy.audio import check_waveform, load_audio, log_mel
 from minicosy.config import MelConfig
+from minicosy.text.normalize import normalize_transcript
 
 JUDGE_SR = 16000  # both judges work on 16 kHz audio
 SILENCE_PEAK = 1e-4  # below −80 dBFS peak there is nothing for a judge to hear
@@ -83,17 +84,12 @@ def _as_waveform(wav, sample_rate, target_sr: int | None, name: str = "audio",
 
 
 def normalize_text(text: str) -> str:
-    """Lower-case, drop punctuation (keeping in-word apostrophes: "don't"), collapse whitespace.
+    """Transcript normalisation before scoring: :func:`minicosy.text.normalize.normalize_transcript`.
 
     >>> normalize_text("  Hello, World!  It's well-known. ")
     "hello world it's well known"
     """
-    if not isinstance(text, str):
-        raise ValueError(f"expected a transcript string, got {type(text).__name__}.")
-    text = text.lower().replace("\u2019", "'")
-    text = re.sub(r"[^\w\s']", " ", text)  # punctuation and hyphens become word breaks
-    text = re.sub(r"(?<!\w)'|'(?!\w)", " ", text)  # quotes, not apostrophes
-    return " ".join(text.replace("_", " ").split())
+    return normalize_transcript(text)
 
 
 def _pairs(references, hypotheses) -> tuple[list[str], list[str]]:

@@ -225,7 +225,8 @@ def _run_cli(argv):
 
     parser = argparse.ArgumentParser(prog="minicosy")
     sub = parser.add_subparsers(dest="command")
-    ev.register_cli({"eval": sub.add_parser("eval").add_subparsers(dest="eval_command")})
+    ev.register_cli({"eval": sub.add_parser("eval").add_subparsers(dest="eval_command"),
+                     "data": sub.add_parser("data").add_subparsers(dest="data_command")})
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -45,7 +45,6 @@ References:
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -57,6 +56,7 @@ import torch.nn.functional as F
 from minicosy.audio import check_waveform, tokenizer_features
 from minicosy.nn import Block
 from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer
+from minicosy.text.normalize import normalize_transcript
 from minicosy.utils import REPO_ROOT, pick_device
 
 SAMPLE_RATE = 16000
@@ -67,15 +67,6 @@ PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
 ALPHABET = "_ 'abcdefghijklmnopqrstuvwxyz"
 
 # ----------------------------------------------------------------------------- text
-
-
-def normalize_transcript(text: str) -> str:
-    """Lower-case letters, apostrophes and single spaces; everything else becomes a space."""
-    text = unicodedata.normalize("NFKD", text.lower())
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    text = text.replace("\u2019", "'")
-    text = "".join(c if c in ALPHABET[1:] else " " for c in text)
-    return " ".join(text.split())
 
 
 def text_to_ids(text: str) -> list[int]:

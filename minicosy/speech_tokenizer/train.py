@@ -48,10 +48,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from minicosy import judges
 from minicosy.speech_tokenizer.fsq import codebook_usage
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
-                                       normalize_transcript, text_to_ids, PRETRAINED_DIR)
+from minicosy.speech_tokenizer.model import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig,
+                                             ctc_greedy_decode, text_to_ids)
+from minicosy.text.normalize import normalize_transcript
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
@@ -164,17 +166,6 @@ def speed_perturb(feats: torch.Tensor, factor: float) -> torch.Tensor:
     return f.to(feats.dtype)
 
 
-def char_errors(ref: str, hyp: str) -> int:
-    """Levenshtein distance between two strings (substitutions + deletions + insertions)."""
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, 1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1]
-
-
 @torch.inference_mode()
 def run_model(model: SpeechTokenizer, data: list[dict], batch_frames: int = 20000) -> list[dict]:
     """Eval-mode pass over cached features: per utterance the tokens, the transcript, the mean
@@ -201,7 +192,7 @@ def cer(data: list[dict], results: list[dict], voices=None) -> float:
     pairs = [(data[r["i"]]["text"], r["hyp"]) for r in results if voices is None or data[r["i"]]["voice"] in voices]
     if not pairs:
         return float("nan")
-    return sum(char_errors(r, h) for r, h in pairs) / max(1, sum(len(r) for r, _ in pairs))
+    return judges.cer([r for r, _ in pairs], [h for _, h in pairs])
 
 
 # ----------------------------------------------------------------------------- training

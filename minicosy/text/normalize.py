@@ -333,6 +333,28 @@ def normalize_english(text: str, lowercase: bool = False) -> str:
     return text.lower() if lowercase else text
 
 
+def normalize_transcript(text: str) -> str:
+    """The one normaliser for *transcripts*: what the judges score and what the CTC head spells.
+
+    Lower-case ASCII letters and in-word apostrophes separated by single spaces: accents are
+    stripped (café → cafe), curly apostrophes straightened, quote marks dropped, and every other
+    character (punctuation, digits, other scripts) becomes a word break. Unlike
+    :func:`normalize_english` (the TTS front end, which *spells out* numbers before synthesis)
+    it never adds words: it compares what was said with what was heard.
+
+    >>> normalize_transcript("  Don't stop — it's a ‘well-known’ café. 42")
+    "don't stop it's a well known cafe"
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"expected a transcript string, got {type(text).__name__}.")
+    text = unicodedata.normalize("NFKD", text.lower())
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.replace("\u2019", "'").replace("\u2018", "'")
+    text = re.sub(r"[^a-z']", " ", text)
+    text = re.sub(r"(?<![a-z])'|'(?![a-z])", " ", text)  # quotes, not apostrophes
+    return " ".join(text.split())
+
+
 # ---------------------------------------------------------------------------------------------
 # Sentence splitting and input checks
 # ---------------------------------------------------------------------------------------------
