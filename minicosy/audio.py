@@ -136,6 +136,20 @@ def _basis_and_window(cfg: MelConfig, device: torch.device, dtype: torch.dtype):
     return _CACHE[key]
 
 
+def stft_frames(x: torch.Tensor, cfg: MelConfig, window: torch.Tensor | None = None) -> torch.Tensor:
+    """The project's one STFT framing: ``(B, T)`` → complex ``(B, n_fft//2+1, T // hop)``.
+
+    Reflect-pad by ``(n_fft − hop)/2`` on both sides and frame without centring, so ``T``
+    samples give exactly ``T // hop`` frames, frame ``t`` centred on sample ``t·hop + hop/2``.
+    The mel front end, Griffin-Lim and the log-spectral distance all frame audio this way.
+    """
+    if window is None:
+        window = torch.hann_window(cfg.win_length, device=x.device, dtype=x.dtype)
+    x = torch.nn.functional.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)
+    return torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
+                      window=window, center=False, return_complex=True)
+
+
 def mel_spectrogram(wav, cfg: MelConfig | None = None) -> torch.Tensor:
     """Linear-amplitude mel spectrogram (before the log).
 
@@ -161,10 +175,7 @@ def mel_spectrogram(wav, cfg: MelConfig | None = None) -> torch.Tensor:
             f"at {cfg.sample_rate} Hz for one mel frame."
         )
     basis, window = _basis_and_window(cfg, x.device, x.dtype)
-    # Reflect-pad by (n_fft - hop)/2 and frame without centring: T samples → T // hop frames.
-    x = torch.nn.functional.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)
-    spec = torch.stft(x, cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
-                      window=window, center=False, return_complex=True)  # (B, n_fft//2+1, frames)
+    spec = stft_frames(x, cfg, window)  # (B, n_fft//2+1, frames)
     # |X| with a tiny floor so the gradient exists where the spectrum is exactly zero   [Matcha]
     mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
     mel = torch.matmul(basis, mag)  # (B, n_mels, frames)
@@ -194,3 +205,31 @@ def tokenizer_features(wav) -> torch.Tensor:
 def duration(wav, sample_rate: int) -> float:
     """Length of a ``(T,)`` waveform in seconds."""
     return float(wav.shape[-1]) / float(sample_rate)
+
+
+def check_mel(mel, n_mels: int = 80, name: str = "mel") -> torch.Tensor:
+    """Validate a log-mel and return it as a float tensor ``(B, n_mels, F)``.
+
+    Raises:
+        ValueError: not an array/tensor, wrong rank, wrong number of bins, no frames, NaN/Inf,
+            or values that look like a linear (not log) mel.
+    """
+    if isinstance(mel, np.ndarray):
+        mel = torch.from_numpy(mel)
+    if not isinstance(mel, torch.Tensor):
+        raise ValueError(f"{name}: expected a torch tensor or NumPy array, got {type(mel).__name__}.")
+    if not mel.is_floating_point():
+        raise ValueError(f"{name}: expected a floating-point log-mel, got dtype {mel.dtype}.")
+    if mel.ndim == 2:
+        mel = mel.unsqueeze(0)
+    if mel.ndim != 3:
+        raise ValueError(f"{name}: expected shape (n_mels, frames) or (B, n_mels, frames), got "
+                         f"{tuple(mel.shape)}. Compute it with minicosy.audio.log_mel(wav).")
+    if mel.shape[1] != n_mels:
+        hint = (" It looks transposed: use mel.transpose(-1, -2)." if mel.shape[2] == n_mels else "")
+        raise ValueError(f"{name}: expected {n_mels} mel bins in dim 1, got shape {tuple(mel.shape)}.{hint}")
+    if mel.shape[2] == 0:
+        raise ValueError(f"{name}: the mel has 0 frames; give at least one 20 ms frame.")
+    if not bool(torch.isfinite(mel).all()):
+        raise ValueError(f"{name}: the mel contains NaN or Inf values; check the upstream model's output.")
+    return mel.float()

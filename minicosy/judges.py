@@ -46,7 +46,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from minicosy.audio import check_waveform, load_audio, log_mel
+from minicosy.audio import check_waveform, load_audio, log_mel, stft_frames
 from minicosy.config import MelConfig
 from minicosy.text.normalize import normalize_transcript
 
@@ -402,11 +402,7 @@ def log_spectral_distance(wav_a, wav_b, sample_rate: int, cfg: MelConfig | None 
     if a.size <= cfg.pad or a.size + 2 * cfg.pad < cfg.n_fft:
         raise ValueError(f"audio too short for one STFT frame ({a.size} samples at {cfg.sample_rate} Hz).")
     x = torch.from_numpy(np.stack([a, b])).double()  # (2, T)
-    # Same framing as audio.mel_spectrogram: reflect-pad (n_fft − hop)/2, no centring.
-    x = torch.nn.functional.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)
-    win = torch.hann_window(cfg.win_length, periodic=True, dtype=torch.float64)
-    spec = torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.win_length, window=win, center=False,
-                      return_complex=True)  # (2, F, frames)
+    spec = stft_frames(x, cfg)  # (2, F, frames): the mel front end's framing, in float64
     db = 10.0 * torch.log10(spec.abs().pow(2).clamp(min=1e-10))
     return float((db[0] - db[1]).pow(2).mean(dim=0).sqrt().mean())
 

@@ -28,16 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from minicosy.audio import _mel_basis_np
+from minicosy.audio import _mel_basis_np, check_mel, stft_frames
 from minicosy.config import MelConfig
-
-
-def stft_frames(x: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
-    """The front end's STFT (reflect pad (n_fft−hop)/2, no centring): (B, T) → (B, bins, T//hop)."""
-    window = torch.hann_window(cfg.win_length, device=x.device, dtype=x.dtype)
-    x = F.pad(x.unsqueeze(1), (cfg.pad, cfg.pad), mode="reflect").squeeze(1)
-    return torch.stft(x, cfg.n_fft, cfg.hop_length, cfg.win_length, window=window, center=False,
-                      return_complex=True)
 
 
 def istft_frames(spec: torch.Tensor, cfg: MelConfig) -> torch.Tensor:
@@ -86,8 +78,6 @@ def griffin_lim(mel, n_iter: int = 32, momentum: float = 0.99, cfg: MelConfig | 
     """
     cfg = cfg or MelConfig.flow()
     squeeze = isinstance(mel, (torch.Tensor, np.ndarray)) and mel.ndim == 2
-    from minicosy.vocoder.hift import check_mel
-
     mel = check_mel(mel, cfg.n_mels)
     S = mel_to_magnitude(mel, cfg)  # (B, bins, F)
     g = torch.Generator().manual_seed(seed)

@@ -57,6 +57,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minicosy.audio import check_mel
 from minicosy.utils import REPO_ROOT
 
 DEFAULT_PRETRAINED = REPO_ROOT / "data" / "pretrained" / "tiny"
@@ -355,34 +356,6 @@ class HiFTGenerator(nn.Module):
 
 
 # ----------------------------------------------------------------------------- public wrapper
-
-
-def check_mel(mel, n_mels: int = 80, name: str = "mel") -> torch.Tensor:
-    """Validate a log-mel and return it as a float tensor ``(B, n_mels, F)``.
-
-    Raises:
-        ValueError: not an array/tensor, wrong rank, wrong number of bins, no frames, NaN/Inf,
-            or values that look like a linear (not log) mel.
-    """
-    if isinstance(mel, np.ndarray):
-        mel = torch.from_numpy(mel)
-    if not isinstance(mel, torch.Tensor):
-        raise ValueError(f"{name}: expected a torch tensor or NumPy array, got {type(mel).__name__}.")
-    if not mel.is_floating_point():
-        raise ValueError(f"{name}: expected a floating-point log-mel, got dtype {mel.dtype}.")
-    if mel.ndim == 2:
-        mel = mel.unsqueeze(0)
-    if mel.ndim != 3:
-        raise ValueError(f"{name}: expected shape (n_mels, frames) or (B, n_mels, frames), got "
-                         f"{tuple(mel.shape)}. Compute it with minicosy.audio.log_mel(wav).")
-    if mel.shape[1] != n_mels:
-        hint = (" It looks transposed: use mel.transpose(-1, -2)." if mel.shape[2] == n_mels else "")
-        raise ValueError(f"{name}: expected {n_mels} mel bins in dim 1, got shape {tuple(mel.shape)}.{hint}")
-    if mel.shape[2] == 0:
-        raise ValueError(f"{name}: the mel has 0 frames; give at least one 20 ms frame.")
-    if not bool(torch.isfinite(mel).all()):
-        raise ValueError(f"{name}: the mel contains NaN or Inf values; check the upstream model's output.")
-    return mel.float()
 
 
 class Vocoder(nn.Module):
