@@ -81,6 +81,17 @@ class TTSConfig:
     n_mels: int = 80
     frame_rate: int = 50
 
+    def __post_init__(self):
+        for name in ("sample_rate", "n_mels", "frame_rate"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise ValueError(f"TTSConfig.{name} must be a positive integer, got {v!r}.")
+        if self.sample_rate % self.frame_rate:
+            raise ValueError(f"sample_rate {self.sample_rate} is not a whole number of samples per mel frame at "
+                             f"{self.frame_rate} Hz: choose rates whose ratio is an integer hop length.")
+        if self.frame_rate % 2:
+            raise ValueError(f"frame_rate must be even (2 mel frames per speech token), got {self.frame_rate}.")
+
     @property
     def hop_length(self) -> int:
         return self.sample_rate // self.frame_rate  # 480 samples per mel frame

@@ -1,3 +1,5 @@
+import pytest
+
 from minicosy.config import MelConfig, TTSConfig
 
 
@@ -27,5 +29,19 @@ def test_frame_count_rule():
         assert m.n_frames(n) == n // 480
 
 
-def test_presets_exist():
-    assert TTSConfig.tiny() == TTSConfig.paper() == TTSConfig()
+def test_rates_are_derived_not_hard_coded():
+    cfg = TTSConfig(sample_rate=16000, n_mels=100, frame_rate=40)
+    assert (cfg.hop_length, cfg.token_rate) == (400, 20)
+    m = cfg.mel()
+    assert (m.hop_length, m.n_fft, m.win_length, m.n_mels, m.frame_rate) == (400, 1600, 1600, 100, 40)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"sample_rate": 24000, "frame_rate": 70}, "whole number of samples"),
+    ({"frame_rate": 25, "sample_rate": 24000}, "even"),
+    ({"n_mels": 0}, "positive integer"),
+    ({"sample_rate": 24000.0}, "positive integer"),
+])
+def test_bad_rates_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TTSConfig(**kwargs)

@@ -262,6 +262,7 @@ class TrainConfig:
     lr_d: float = 2e-4
     betas: tuple = (0.8, 0.99)
     lambda_mel: float = 45.0
+    lambda_mel_full: float = 0.0  # full-band (0–12 kHz) mel L1; the v2 fine-tune turns it on (fullband_log_mel)
     lambda_stft: float = 15.0
     lambda_fm: float = 2.0
     lambda_f0: float = 1.0
@@ -309,12 +310,91 @@ def lr_scale(minutes: float, tcfg: TrainConfig) -> float:
     return 0.5 ** ((minutes - tcfg.decay_start_minutes) / tcfg.lr_half_life_minutes)
 
 
+def _validation_subset(valid_all: dict, n_valid: int) -> dict:
+    """A fixed validation set: one utterance per voice, held-out voices first, then base voices,
+    then pseudo-speakers (the corpus's own naming decides which is which)."""
+    first: dict = {}
+    for i, v in enumerate(valid_all["voices"]):
+        first.setdefault(v, i)
+    rank = sorted(first, key=lambda v: (v not in HELD_OUT, is_variant(v), v))
+    pick = [first[v] for v in rank[:n_valid]]
+    return {k: [valid_all[k][i] for i in pick] for k in valid_all}
+
+
+def fullband_log_mel(wav: torch.Tensor) -> torch.Tensor:
+    """Log-mel over 0–12 kHz (the whole band at 24 kHz), 80 bins, the flow's framing.
+
+    The flow's features stop at 8 kHz, so a loss on them leaves 8–12 kHz to the discriminators
+    alone; HiFT's official loss uses a separate full-band mel for exactly this reason.
+    """
+    from minicosy.config import MelConfig
+
+    cfg = MelConfig.flow()
+    return log_mel(wav, MelConfig(sample_rate=cfg.sample_rate, n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                                  win_length=cfg.win_length, n_mels=cfg.n_mels, fmin=0.0,
+                                  fmax=cfg.sample_rate / 2))
+
+
+def train_step(gen: nn.Module, disc: "Discriminators", opt_g, opt_d, wav: torch.Tensor, f0: torch.Tensor,
+               tcfg: TrainConfig, use_gan: bool) -> dict:
+    """One optimisation step: the discriminator step (if the GAN is on), then the generator's.
+
+    Args:
+        wav: ``(B, S·480)`` real segments; f0: ``(B, S)`` their pYIN F0 (teacher-forces the source).
+
+    Returns:
+        the losses as floats (``mel``, ``mel_full``, ``stft``, ``f0``, and ``d``/``adv``/``fm`` with the GAN).
+    """
+    mel = log_mel(wav)  # (B, 80, S)
+    y, f0_hat = gen(mel, f0_source=f0)  # source teacher-forced with the pYIN targets
+    out = {}
+    if use_gan:
+        real_out = disc(wav)
+        loss_d = discriminator_loss(real_out, disc(y.detach()))  # L_D   (LSGAN)
+        opt_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        opt_d.step()
+        out["d"] = loss_d.item()
+    loss_mel = F.l1_loss(log_mel(y), mel)
+    loss_stft = multi_resolution_stft_loss(y, wav)
+    loss_f0 = F.l1_loss(f0_hat, f0)
+    loss_g = tcfg.lambda_mel * loss_mel + tcfg.lambda_stft * loss_stft + tcfg.lambda_f0 * loss_f0
+    if tcfg.lambda_mel_full > 0:
+        loss_full = F.l1_loss(fullband_log_mel(y), fullband_log_mel(wav))
+        loss_g = loss_g + tcfg.lambda_mel_full * loss_full
+        out["mel_full"] = loss_full.item()
+    if use_gan:
+        # simplification: feature-matching targets reuse D(x) from the D step (one forward less)
+        fake_out = disc(y)
+        adv, fm = generator_adv_loss(fake_out), feature_matching_loss(real_out, fake_out)
+        loss_g = loss_g + adv + tcfg.lambda_fm * fm  # L_G = adv + 2·L_FM + 45·L_mel + ...
+        out.update(adv=adv.item(), fm=fm.item())
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    torch.nn.utils.clip_grad_norm_(gen.parameters(), 100.0)
+    opt_g.step()
+    out.update(mel=loss_mel.item(), stft=loss_stft.item(), f0=loss_f0.item())
+    return out
+
+
+def _set_learning_rates(opt_g, opt_d, tcfg: TrainConfig, minutes: float) -> None:
+    scale = lr_scale(minutes, tcfg)
+    for opt, lr in ((opt_g, tcfg.lr_g), (opt_d, tcfg.lr_d)):
+        for g in opt.param_groups:
+            g["lr"] = lr * scale
+
+
 def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=None, resume: bool = True,
-          device=None, tcfg: TrainConfig | None = None, progress: bool = True, log=print) -> Vocoder:
-    """Train (or resume) a vocoder; export fp16 weights to ``out_dir`` at every validation.
+          device=None, tcfg: TrainConfig | None = None, progress: bool = True, log=print,
+          init_from=None) -> Vocoder:
+    """Train (or resume, or fine-tune) a vocoder; export fp16 weights to ``out_dir`` at every validation.
 
     Writes into ``run_dir``: ``last.pt`` (generator, discriminators, optimisers, step, elapsed
     time), ``curve.json`` (validation mel-L1 against training minutes), ``samples/*.wav``.
+
+    Args:
+        init_from: a saved vocoder folder (``Vocoder.save``) whose generator starts the run — a
+            fine-tune (fresh discriminators and optimisers); ignored when resuming ``last.pt``.
     """
     from tqdm import tqdm
 
@@ -330,32 +410,32 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
     train_data = build_cache(manifest, "train", tcfg.max_per_voice, run_dir / "cache_train.pt",
                              exclude_voices=HELD_OUT, log=log)
-    valid_all = build_cache(manifest, "valid", 2, run_dir / "cache_valid.pt", log=log)
-    # a fixed validation set: one utterance per voice, held-out voices first, then base voices
-    first: dict = {}
-    for i, v in enumerate(valid_all["voices"]):
-        first.setdefault(v, i)
-    rank = sorted(first, key=lambda v: (v not in HELD_OUT, is_variant(v), v))
-    pick = [first[v] for v in rank[:tcfg.n_valid]]
-    valid = {k: [valid_all[k][i] for i in pick] for k in valid_all}
+    valid = _validation_subset(build_cache(manifest, "valid", 2, run_dir / "cache_valid.pt", log=log), tcfg.n_valid)
     log(f"validation voices: {', '.join(valid['voices'])}")
 
     vocoder = Vocoder(cfg).to(device)
     gen, disc = vocoder.generator, Discriminators().to(device)
     opt_g = torch.optim.AdamW(gen.parameters(), tcfg.lr_g, betas=tcfg.betas)
     opt_d = torch.optim.AdamW(disc.parameters(), tcfg.lr_d, betas=tcfg.betas)
-    state = {"step": 0, "elapsed_s": 0.0, "curve": [], "gan_start_step": None}
+    state = {"step": 0, "elapsed_s": 0.0, "curve": [], "gan_start_step": None, "init_from": None}
     ckpt = run_dir / "last.pt"
     if resume and ckpt.is_file():
         sd = torch.load(ckpt, map_location=device, weights_only=False)
         if VocoderConfig.from_dict(sd["vocoder_config"]) != cfg:  # fields added later take their defaults
-            raise ValueError(f"{ckpt} was trained with another config; use a new --run-dir or --no-resume.")
+            raise ValueError(f"{ckpt} was trained with another config; use a new --out folder or drop --resume.")
         gen.load_state_dict(sd["generator"])
         disc.load_state_dict(sd["discriminators"])
         opt_g.load_state_dict(sd["opt_g"])
         opt_d.load_state_dict(sd["opt_d"])
-        state = sd["state"]
+        state = {"init_from": None, **sd["state"]}
         log(f"resumed from {ckpt}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min")
+    elif init_from is not None:
+        start = Vocoder.from_pretrained(init_from, device=device)
+        if start.cfg != cfg:
+            raise ValueError(f"{init_from} is a vocoder of another preset; fine-tune it with its own --preset.")
+        gen.load_state_dict(start.generator.state_dict())
+        state["init_from"] = str(init_from)
+        log(f"fine-tuning the generator of {init_from}")
     rng = random.Random(tcfg.seed + state["step"])
     log(f"vocoder {preset}: {vocoder.num_parameters() / 1e6:.2f} M generator parameters, "
         f"{sum(p.numel() for p in disc.parameters()) / 1e6:.2f} M discriminator parameters, device {device}")
@@ -370,7 +450,7 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
         (run_dir / "curve.json").write_text(json.dumps(state["curve"], indent=1))
         if out_dir is not None:
             meta = {"training": {"preset": preset, "steps": state["step"],
-                                 "minutes": round(state["elapsed_s"] / 60, 1),
+                                 "minutes": round(state["elapsed_s"] / 60, 1), "init_from": state["init_from"],
                                  "gan_start_step": state["gan_start_step"], "device": str(device),
                                  "train_utterances": len(train_data["ids"]),
                                  "train_voices": sorted(set(train_data["voices"])),
@@ -387,46 +467,22 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
     while state["elapsed_s"] < tcfg.max_minutes * 60 and not (tcfg.max_steps and state["step"] >= tcfg.max_steps):
         t0 = time.time()
         use_gan = state["elapsed_s"] >= tcfg.warmup_minutes * 60
-        scale = lr_scale(state["elapsed_s"] / 60, tcfg)
-        for opt, lr in ((opt_g, tcfg.lr_g), (opt_d, tcfg.lr_d)):
-            for g in opt.param_groups:
-                g["lr"] = lr * scale
+        _set_learning_rates(opt_g, opt_d, tcfg, state["elapsed_s"] / 60)
         if use_gan and state["gan_start_step"] is None:
             state["gan_start_step"] = state["step"]
             log(f"step {state['step']}: warm-up over, discriminators on")
-            if out_dir is not None:  # keep the reconstruction-only model for comparison
+            if out_dir is not None and state["step"]:  # keep the reconstruction-only model for comparison
                 vocoder.save(run_dir / "export_warmup", half=True, meta={"training": {"steps": state["step"]}})
         wav, f0 = sample_batch(train_data, tcfg.batch_size, tcfg.segment_frames, rng)
-        wav, f0 = wav.to(device), f0.to(device)
-        mel = log_mel(wav)  # (B, 80, S)
-        y, f0_hat = gen(mel, f0_source=f0)  # source teacher-forced with the pYIN targets
-        if use_gan:  # discriminator step
-            real_out = disc(wav)
-            loss_d = discriminator_loss(real_out, disc(y.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
-        loss_mel = F.l1_loss(log_mel(y), mel)
-        loss_stft = multi_resolution_stft_loss(y, wav)
-        loss_f0 = F.l1_loss(f0_hat, f0)
-        loss_g = tcfg.lambda_mel * loss_mel + tcfg.lambda_stft * loss_stft + tcfg.lambda_f0 * loss_f0
-        if use_gan:
-            # simplification: feature-matching targets reuse D(x) from the D step (one forward less)
-            fake_out = disc(y)
-            loss_g = loss_g + generator_adv_loss(fake_out) + tcfg.lambda_fm * feature_matching_loss(real_out, fake_out)
-        opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), 100.0)
-        opt_g.step()
+        losses = train_step(gen, disc, opt_g, opt_d, wav.to(device), f0.to(device), tcfg, use_gan)
         state["step"] += 1
-        dt = time.time() - t0
-        state["elapsed_s"] += dt
+        state["elapsed_s"] += time.time() - t0
         bar.update(int(state["elapsed_s"]) - bar.n)
         if state["step"] % 50 == 0:
-            bar.set_postfix(step=state["step"], mel=f"{loss_mel.item():.3f}", f0=f"{loss_f0.item():.1f}")
+            bar.set_postfix(step=state["step"], mel=f"{losses['mel']:.3f}", f0=f"{losses['f0']:.1f}")
             if not progress:
-                log(f"step {state['step']} {state['elapsed_s'] / 60:.1f} min mel {loss_mel.item():.3f} "
-                    f"stft {loss_stft.item():.3f} f0 {loss_f0.item():.1f}")
+                log(f"step {state['step']} {state['elapsed_s'] / 60:.1f} min "
+                    + " ".join(f"{k} {v:.3f}" for k, v in losses.items()))
         if state["elapsed_s"] - last_eval >= tcfg.eval_every_minutes * 60:
             last_eval = state["elapsed_s"]
             val_l1, outs = _validation(vocoder, valid)
@@ -449,10 +505,13 @@ def add_train_args(p) -> None:
     from minicosy.utils import DEFAULT_CORPUS_DIR
 
     p.add_argument("--preset", default="tiny", choices=("tiny", "paper"))
-    p.add_argument("--manifest", default=str(DEFAULT_CORPUS_DIR / "manifest.jsonl"))
-    p.add_argument("--run-dir", default="runs/vocoder_tiny", help="checkpoints, curve.json, samples/")
-    p.add_argument("--out", default=str(DEFAULT_PRETRAINED), help="where the fp16 export goes")
-    p.add_argument("--no-resume", action="store_true", help="start afresh even if run-dir has last.pt")
+    p.add_argument("--corpus", "--manifest", dest="corpus", default=str(DEFAULT_CORPUS_DIR),
+                   help="corpus folder or manifest.jsonl (default data/corpus)")
+    p.add_argument("--out", default="runs/vocoder_tiny", help="run folder: checkpoints, curve.json, samples/")
+    p.add_argument("--export", default=str(DEFAULT_PRETRAINED), help="where the fp16 export goes")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    p.add_argument("--init-from", default=None,
+                   help="fine-tune: start the generator from this saved vocoder folder (e.g. data/pretrained/tiny)")
     p.add_argument("--device", default=None)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--max-steps", type=int, default=None)
@@ -461,6 +520,7 @@ def add_train_args(p) -> None:
     p.add_argument("--max-per-voice", type=int, default=None, help="training utterances per voice")
     p.add_argument("--decay-start-minutes", type=float, default=None, help="keep the learning rates constant until then")
     p.add_argument("--lr-half-life-minutes", type=float, default=None, help="then halve them every so many minutes (0: never)")
+    p.add_argument("--lambda-mel-full", type=float, default=None, help="weight of the full-band (0–12 kHz) mel L1")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
 
@@ -470,12 +530,12 @@ def train_cli(args) -> int:
         torch.set_num_threads(args.threads)
     tcfg = getattr(TrainConfig, args.preset)()
     for name in ("max_minutes", "max_steps", "warmup_minutes", "eval_every_minutes", "max_per_voice",
-                 "decay_start_minutes", "lr_half_life_minutes"):
+                 "decay_start_minutes", "lr_half_life_minutes", "lambda_mel_full"):
         if getattr(args, name) is not None:
             setattr(tcfg, name, getattr(args, name))
-    train(args.manifest, args.run_dir, args.preset, out_dir=args.out, resume=not args.no_resume,
+    train(args.corpus, args.out, args.preset, out_dir=args.export, resume=args.resume,
           device=args.device, tcfg=tcfg, progress=not args.no_progress,
-          log=lambda s: print(s, flush=True))
+          log=lambda s: print(s, flush=True), init_from=args.init_from)
     return 0
 
 
