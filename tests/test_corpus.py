@@ -206,8 +206,9 @@ def test_fixtures_cover_every_voice_and_split(fixtures):
     voices = {u.voice for u in fixtures}
     assert {v.id for v in VOICES} <= voices
     assert any(v not in VOICE_BY_ID for v in voices)  # a few pseudo-speakers
-    for vid in VOICE_BY_ID:
-        assert 2 <= sum(u.voice == vid for u in fixtures) <= 3
+    for vid in VOICE_BY_ID:  # v1 voices: train/valid/test (valid/test held out); v2 voices: one test clip
+        n = sum(u.voice == vid for u in fixtures)
+        assert 2 <= n <= 3 if vid in V1_VOICES else n == 1
     assert sum(u.split == "test" for u in fixtures) >= 5
 
 
@@ -235,7 +236,7 @@ def test_fixtures_audio_matches_manifest(fixtures):
 def test_fixtures_match_the_plan(fixtures):
     """The committed slice is exactly what ``minicosy data fixtures`` would build today."""
     expected = {}
-    for j in plan_corpus(seed=0, **corpus.FIXTURE_PLAN):
+    for j in corpus.fixture_plan(seed=0):
         for vid in [j["voice"]] + [f"{j['voice']}_{s}" for s in j["variants"]]:
             expected[f"{vid}-{j['split']}-{j['index']:05d}"] = j["text"]
     assert {u.id: u.text for u in fixtures} == expected

@@ -402,24 +402,41 @@ def check_engines(voices) -> None:
 def build_corpus(out=DEFAULT_CORPUS_DIR, per_voice: int = 400, n_valid: int = 20, n_test: int = 20,
                  voices=None, variants=None, variant_fraction: float = 0.5, seed: int = 0,
                  jobs: int = 2, max_words: int | None = None, variant_of=None,
-                 progress: bool = True) -> list[Utterance]:
+                 progress: bool = True, plan: list[dict] | None = None) -> list[Utterance]:
     """Build (or resume) a corpus in ``out``: audio/…/*.flac, manifest.jsonl, build_info.json.
 
     ``build_info.json`` holds the seed, the options, the seconds taken, how many files were made
     and how many reused (a resumed build is fast), and ``summarize``'s counts and hours.
+    ``plan`` (a list of :func:`plan_corpus` jobs) replaces the plan the other options describe.
 
     Returns:
         the utterances written to the manifest.
     """
     t0 = time.time()
-    plan = plan_corpus(per_voice, n_valid, n_test, voices, variants, variant_fraction, seed,
-                       max_words, variant_of)
+    if plan is None:
+        plan = plan_corpus(per_voice, n_valid, n_test, voices, variants, variant_fraction, seed,
+                           max_words, variant_of)
     check_engines(sorted({j["voice"] for j in plan}))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows = _synthesise(plan, out, jobs, progress)
+    made = sum(r.pop("made") for r in rows)
+    utts = [Utterance(**r) for r in rows]
+    write_manifest(out / "manifest.jsonl", utts)
+    info = {"seed": seed, "per_voice": per_voice, "valid": n_valid, "test": n_test,
+            "variants": DEFAULT_VARIANTS if variants is None else list(variants),
+            "variant_fraction": variant_fraction,
+            "seconds": round(time.time() - t0, 1), "files_made": made, "files_reused": len(utts) - made,
+            **summarize(utts)}
+    (out / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
+    return utts
+
+
+def _synthesise(plan: list[dict], out: Path, jobs: int, progress: bool) -> list[dict]:
+    """Run every job of ``plan`` (over ``jobs`` processes); manifest rows in plan order."""
     from tqdm import tqdm
 
+    rows = []
     bar = tqdm(total=len(plan), desc="synthesising", unit="utt", file=sys.stderr, disable=not progress)
     work = [(j, str(out)) for j in plan]
     if jobs <= 1:
@@ -432,16 +449,7 @@ def build_corpus(out=DEFAULT_CORPUS_DIR, per_voice: int = 400, n_valid: int = 20
                 rows.extend(r)
                 bar.update()
     bar.close()
-    made = sum(r.pop("made") for r in rows)
-    utts = [Utterance(**r) for r in rows]
-    write_manifest(out / "manifest.jsonl", utts)
-    info = {"seed": seed, "per_voice": per_voice, "valid": n_valid, "test": n_test,
-            "variants": DEFAULT_VARIANTS if variants is None else list(variants),
-            "variant_fraction": variant_fraction,
-            "seconds": round(time.time() - t0, 1), "files_made": made, "files_reused": len(utts) - made,
-            **summarize(utts)}
-    (out / "build_info.json").write_text(json.dumps(info, indent=1) + "\n")
-    return utts
+    return rows
 
 
 def summarize(utts) -> dict:
@@ -461,17 +469,27 @@ def summarize(utts) -> dict:
 
 
 #: What ``minicosy data fixtures`` builds: short sentences (≤ 6 words), one train/valid/test
-#: utterance per voice (valid/test only for held-out ones), both default variants of two voices.
+#: utterance per v1 voice (valid/test only for held-out ones), both default variants of two voices,
+#: and one test utterance of each v2 voice (what the 2 MB budget allows).
 FIXTURE_PLAN = dict(per_voice=1, n_valid=1, n_test=1, variants=None, variant_fraction=1.0,
                     max_words=6, variant_of=("flite_awb", "mbrola_us1"))
+FIXTURE_V2_PLAN = dict(per_voice=0, n_valid=0, n_test=1, variants=(), max_words=6)
+FIXTURE_V1_VOICES = [v.id for v in VOICES[:POOL_VOICES]]
+
+
+def fixture_plan(seed: int = 0) -> list[dict]:
+    """The jobs of the committed fixture slice (v1 voices in full, one test clip per v2 voice)."""
+    v2 = [v.id for v in VOICES[POOL_VOICES:]]
+    return (plan_corpus(seed=seed, voices=FIXTURE_V1_VOICES, **FIXTURE_PLAN)
+            + plan_corpus(seed=seed, voices=v2, **FIXTURE_V2_PLAN))
 
 
 def build_fixtures(out=FIXTURES_DIR, seed: int = 0) -> list[Utterance]:
-    """The small committed slice (``FIXTURE_PLAN``) that tests and notebooks use without engines."""
+    """The small committed slice (:func:`fixture_plan`) that tests and notebooks use without engines."""
     out = Path(out)
     if (out / "audio").is_dir():
         shutil.rmtree(out / "audio")
-    return build_corpus(out, seed=seed, jobs=2, progress=False, **FIXTURE_PLAN)
+    return build_corpus(out, seed=seed, jobs=2, progress=False, plan=fixture_plan(seed))
 
 
 # ----------------------------------------------------------------------------- CLI
