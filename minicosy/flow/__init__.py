@@ -12,8 +12,9 @@ Gives: ``mel (80, 2·T)`` at 50 Hz — two frames per token — for the vocoder.
   estimator (causal convs + chunk-masked attention) — ``ChunkAwareFlow``;
 * ``streaming``: chunk-by-chunk synthesis with per-ODE-step key/value and conv caches (equal to
   the offline chunk-masked output), and the official re-run-the-prefix baseline;
-* ``speaker``: a small speaker encoder (mel → L2-normalised vector) fed to the flow only;
-* ``train``: flow and speaker training; ``evaluate``: speaker-ID figures.
+* ``speaker``: a small speaker encoder (mel → L2-normalised vector) fed to the flow only, and its
+  nearest-centroid speaker-ID evaluation;
+* ``train``: flow and speaker training (``minicosy train flow``, ``minicosy train speaker``).
 
 Notebooks: ``03_flow_matching.ipynb`` (the flow from scratch, then the package) and
 ``04_streaming.ipynb`` (chunk masks, caching, streamed = offline).

@@ -1,6 +1,6 @@
 """Attention masks of the chunk-aware flow: what each position may look at.
 
-Stage: flow matching (DESIGN.md §2), CosyVoice 2 §2.4, Fig. 2(c). One model is trained with four
+Stage: flow matching (docs/paper_vs_code.md §2), CosyVoice 2 §2.4, Fig. 2(c). One model is trained with four
 masks, drawn per utterance, so that the same weights serve offline and streaming synthesis:
 
 * **non-causal** — every frame sees every frame (offline, best quality);

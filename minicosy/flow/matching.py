@@ -1,6 +1,6 @@
 """Conditional flow matching: the probability path, its target velocity, and the ODE solver.
 
-Stage: flow matching (DESIGN.md §2), CosyVoice 2 §2.4, Eq. 3. Flow matching learns a velocity
+Stage: flow matching (docs/paper_vs_code.md §2), CosyVoice 2 §2.4, Eq. 3. Flow matching learns a velocity
 field ``v(x, t)`` that carries Gaussian noise ``X0`` (t = 0) to a mel-spectrogram ``X1`` (t = 1).
 Training never integrates anything: for a random ``t`` it builds the point ``x_t`` on the straight
 ("optimal-transport") path between a noise sample and a data sample and regresses the network on
