@@ -1,6 +1,6 @@
 """Benchmark: minicosy's torch log-mel front end vs ``librosa.feature.melspectrogram``.
 
-Both compute the flow/vocoder feature of DESIGN.md §1 (24 kHz, n_fft 1920, hop 480, 80 Slaney
+Both compute the flow/vocoder feature of docs/paper_vs_code.md §1 (24 kHz, n_fft 1920, hop 480, 80 Slaney
 bins, 0–8 kHz, magnitude mel, natural log clamped at 1e-5) with the same framing: reflect-pad by
 (n_fft − hop)/2, then frames without centring. Both are warmed up first (librosa's first call in a
 process JIT-compiles), then each case is timed as the median of several interleaved runs on 10 s and 60 s of

@@ -1,6 +1,6 @@
 """Audio front end: loading, checking, and the two log-mel feature extractors.
 
-Stage: the shared front end of every CosyVoice 2 component (DESIGN.md §1).
+Stage: the shared front end of every CosyVoice 2 component (docs/paper_vs_code.md §1).
 
 * ``load_audio(path, sample_rate)``: any WAV/FLAC/OGG that libsndfile reads → float32 mono
   at the requested rate (stereo is averaged, other rates are resampled with librosa).
@@ -186,7 +186,7 @@ def log_mel(wav, cfg: MelConfig | None = None) -> torch.Tensor:
     """The 80-bin log-mel used by the flow and the vocoder.
 
     ``log_mel(wav) = log(clamp(mel(wav), 1e-5))`` with the 24 kHz / hop 480 parameters of
-    DESIGN.md §1 by default.
+    docs/paper_vs_code.md §1 by default.
 
     Args:
         wav: ``(T,)`` → returns ``(80, T // 480)``; ``(B, T)`` → ``(B, 80, T // 480)``.

@@ -1,6 +1,6 @@
 """Configuration: the public TTS config, the two mel front ends, and presets.
 
-CosyVoice 2 (arXiv 2412.10117) runs at three rates (DESIGN.md §1):
+CosyVoice 2 (arXiv 2412.10117) runs at three rates (docs/paper_vs_code.md §1):
 
     text ──BPE──▶ LM ──25 Hz speech tokens──▶ flow ──50 Hz mel──▶ vocoder ──24 kHz wav
 
@@ -56,7 +56,7 @@ class MelConfig:
 
     @classmethod
     def flow(cls) -> "MelConfig":
-        """The 24 kHz, 50 Hz, 80-bin mel used by the flow and the vocoder (DESIGN.md §1)."""
+        """The 24 kHz, 50 Hz, 80-bin mel used by the flow and the vocoder (docs/paper_vs_code.md §1)."""
         return cls()
 
     @classmethod

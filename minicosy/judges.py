@@ -1,7 +1,7 @@
 """Independent judges: intelligibility (pocketsphinx → WER), speaker similarity (resemblyzer),
 and mel / log-spectral distances.
 
-Stage: evaluation (DESIGN.md §4). A number about speech quality means something only if it
+Stage: evaluation (docs/paper_vs_code.md §4). A number about speech quality means something only if it
 comes from a model this project did not train, so the judges are two off-the-shelf models that
 ship their weights inside their wheels and run offline on a CPU:
 

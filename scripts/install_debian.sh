@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the Debian TTS engines that build minicosy's offline corpus (DESIGN.md §3)
+# Install the Debian TTS engines that build minicosy's offline corpus (docs/paper_vs_code.md §3)
 # and sox. mbrola lives in `contrib` and its voices in `non-free`, which a default
 # Debian sources list does not enable, so we add a sources file of our own that
 # points at the same mirror and suite as the machine's main entry.

@@ -10,7 +10,7 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   "$PY" -m pip install -q "torch==2.13.0"
 fi
 "$PY" -m pip install -q -e ".[dev,eval]"
-# resemblyzer without its stale dependency list (see pyproject.toml, DESIGN.md §4).
+# resemblyzer without its stale dependency list (see pyproject.toml, docs/paper_vs_code.md §4).
 if ! "$PY" -c "import resemblyzer" >/dev/null 2>&1; then
   "$PY" -m pip install -q --no-deps "resemblyzer==0.1.4"
 fi

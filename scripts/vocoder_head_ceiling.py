@@ -1,4 +1,4 @@
-"""How good can an iSTFT head that borrows the harmonic source's phase be?  (DESIGN.md §2 "Vocoder")
+"""How good can an iSTFT head that borrows the harmonic source's phase be?  (docs/paper_vs_code.md §2 "Vocoder")
 
 Before training anything: take test recordings, build the NSF harmonic source of
 :class:`minicosy.vocoder.HarmonicSource` from their pYIN F0, and resynthesise each recording from

@@ -1,6 +1,6 @@
 """The offline multi-speaker corpus: classic TTS engines read generated sentences.
 
-Stage: data (DESIGN.md §3). CosyVoice 2 trains on a large corpus of real speech [1]; here nothing
+Stage: data (docs/paper_vs_code.md §3). CosyVoice 2 trains on a large corpus of real speech [1]; here nothing
 can be downloaded, so we build a small corpus from the TTS engines Debian ships: flite,
 festival (``text2wave``) and espeak-ng driving mbrola voices. Ten base voices:
 
@@ -8,7 +8,7 @@ festival (``text2wave``) and espeak-ng driving mbrola voices. Ten base voices:
   festival_slt_hts, mbrola_us1, mbrola_us2``;
 * 2 **held-out** voices: ``mbrola_us3, mbrola_en1`` — valid/test only, for zero-shot tests.
 
-Why pseudo-speakers? Measured with resemblyzer (DESIGN.md §3), flite_kal16 = festival_kal and
+Why pseudo-speakers? Measured with resemblyzer (docs/paper_vs_code.md §3), flite_kal16 = festival_kal and
 flite_slt = festival_slt_hts, so the 8 train voices hold only ~6 distinct speakers: too few
 for the flow model to learn what "a new voice" is. We therefore add, *to the training split
 only*, transformed copies of train voices: ``sox pitch`` shifts the pitch and, because it is a
@@ -538,7 +538,7 @@ def _cmd_info(args) -> int:
 
 def register_cli(groups) -> None:
     data = groups["data"]
-    p = data.add_parser("build", help="synthesise the offline multi-speaker corpus (DESIGN.md §3)")
+    p = data.add_parser("build", help="synthesise the offline multi-speaker corpus (docs/paper_vs_code.md §3)")
     p.add_argument("--out", default=str(DEFAULT_CORPUS_DIR), help="output folder (default data/corpus)")
     p.add_argument("--per-voice", type=int, default=400, help="train utterances per train voice")
     p.add_argument("--valid", type=int, default=20, help="valid utterances per voice")

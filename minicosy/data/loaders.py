@@ -1,6 +1,6 @@
 """Real corpora → the minicosy manifest (LJSpeech, LibriTTS, a folder of wav + txt).
 
-Stage: data (DESIGN.md §3, last paragraph). The offline engine corpus (``minicosy.data.corpus``)
+Stage: data (docs/paper_vs_code.md §3, last paragraph). The offline engine corpus (``minicosy.data.corpus``)
 is enough to learn and test every stage on CPU; users with a GPU and a real corpus on disk can
 import it here and train the same code on it. Nothing is copied or resampled: the manifest
 points at the original audio files (resampling happens at load time, ``minicosy.audio``).

@@ -1,7 +1,7 @@
 """Finite scalar quantization (FSQ) — the quantizer of CosyVoice 2's speech tokenizer — and
 the vector-quantization (VQ) baseline it replaced.
 
-Stage: speech tokenizer (DESIGN.md §1–2), CosyVoice 2 §2.2, Eq. 1 and Eq. 2.
+Stage: speech tokenizer (docs/paper_vs_code.md §1–2), CosyVoice 2 §2.2, Eq. 1 and Eq. 2.
 
 FSQ needs no codebook to learn. A hidden vector ``h`` is projected down to ``D`` numbers, each
 is squashed into ``[-K, K]`` and rounded to an integer, and the integer vector is projected

@@ -1,6 +1,6 @@
 """The supervised semantic speech tokenizer of CosyVoice 2: 16 kHz speech → 25 Hz FSQ tokens.
 
-Stage: speech tokenizer (DESIGN.md §1–2), CosyVoice 2 §2.2, Fig. 1(a).
+Stage: speech tokenizer (docs/paper_vs_code.md §1–2), CosyVoice 2 §2.2, Fig. 1(a).
 
 ::
 
@@ -29,7 +29,7 @@ Simplifications (each marked in the code):
 
 The VQ baseline (``quantizer="vq"``) swaps FSQ for :class:`minicosy.fsq.VectorQuantizer` with the
 same encoder, the same codebook size and the same training; ``vq_restart=False`` is the plain
-VQ-VAE quantizer (it collapsed onto a handful of codes in our runs). Measured figures (codebook
+VQ-VAE quantizer (it collapses onto a handful of codes). Measured figures (codebook
 use, CER, speaker probe): ``data/pretrained/tiny/speech_tokenizer_eval.json``, produced by
 ``minicosy eval tokenizer`` (:func:`minicosy.speech_tokenizer.evaluate.evaluate_tokenizer`).
 
@@ -115,12 +115,11 @@ class SpeechTokenizerConfig:
 
     @classmethod
     def tiny(cls) -> "SpeechTokenizerConfig":
-        """A first useful model in ~40 min on one CPU thread, the committed one in ~90 (see
-        :mod:`minicosy.speech_tokenizer.train`). FSQ D = 5, K = 1 → 243 codes: the paper's 3 levels
-        per dim, fewer dims because a tiny model trained for minutes spreads its tokens over a
-        few hundred codes, not thousands (D = 6 used 73% of 729 in our runs), and 243 codes at
-        25 Hz still carry 198 bit/s, several times the ~60 bit/s of the transcript. The tiny LM's
-        output layer stays small too. The VQ baseline gets the same 243 codes."""
+        """Trains on one CPU thread in about an hour and a half. FSQ D = 5, K = 1 → 243 codes: the
+        paper's 3 levels per dim, fewer dims because a tiny model trained for minutes spreads its
+        tokens over a few hundred codes, not thousands, and 243 codes at 25 Hz still carry 198
+        bit/s, several times the ~60 bit/s of the transcript. The tiny LM's output layer stays
+        small too. The VQ baseline gets the same 243 codes. Per-utterance CMN is on."""
         return cls(d_model=144, n_heads=4, enc1_layers=3, enc2_layers=2, dropout=0.1,
                    fsq_dims=5, fsq_K=1, vq_codebook_size=243, utterance_cmn=True)
 

@@ -1,4 +1,4 @@
-"""Training and evaluation of the speech tokenizer (CosyVoice 2 released no training code).
+"""Training of the speech tokenizer (CosyVoice 2 released no training code).
 
 Stage: speech tokenizer, CosyVoice 2 §2.2. The only training signal is the ASR loss: CTC between
 the head's character posteriors and the normalised transcript [CV2 §2.2, Fig. 1(a)]. The FSQ
@@ -8,16 +8,13 @@ commitment loss and learns its codebook by EMA (with dead-code restarts unless `
 Budget: training stops at ``max_steps`` or after ``max_minutes`` of wall clock, whichever comes
 first, and the cosine learning-rate decay follows whichever of the two runs out first, so a
 time-capped run still anneals. A resumed run with a larger ``max_steps`` starts a new, lower
-cosine cycle from where it stopped (a warm restart). The committed tiny checkpoints (FSQ and VQ
-alike) had three such cycles, 9,000 steps in 86 min on one CPU thread each, the two runs sharing
-a 2-core machine::
+cosine cycle from where it stopped (a warm restart). How the committed checkpoints were trained
+(commands, minutes, curves) is in the README and ``data/pretrained/tiny/speech_tokenizer.json``.
 
-    minicosy train tokenizer --preset tiny --quantizer fsq --max-steps 3000 --max-minutes 90
-    minicosy train tokenizer --preset tiny --quantizer fsq --resume --max-steps 6000 --max-minutes 85
-    minicosy train tokenizer --preset tiny --quantizer fsq --resume --max-steps 9000 --max-minutes 110
-
-The first cycle (3,000 steps, 38 min shared; 13 min for a run alone on 2 threads) reached a valid
-CER of 25% on the training voices, the three 15%.
+Augmentation (all on cached features, so an epoch costs only the network): speed perturbation
+(0.9 / 1.0 / 1.1), vocal-tract-length perturbation and SpecAugment; with per-utterance cepstral
+mean normalisation in the model (``utterance_cmn``), these are what make an ASR model robust to
+speakers it never heard.
 
 * :func:`load_split` — 16 kHz log-mels of one manifest split, computed once and cached as a
   ``.pt`` file (``<corpus>/cache/``), so an epoch costs only the network.

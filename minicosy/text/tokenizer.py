@@ -20,7 +20,7 @@ Layout of the vocabulary (ids), fixed so that it is easy to read:
 ========================  =======================================================================
 
 The LM's SOS / TASK / EOS / FILL are *not* text tokens: they are separate LM-side embeddings
-(DESIGN.md §2), so the text vocabulary holds only the three specials above.
+(docs/paper_vs_code.md §2), so the text vocabulary holds only the three specials above.
 
 Round trips are exact: ``decode(encode(x)) == x`` for every Python string without lone
 surrogates — no normalizer runs (NFC/NFD forms are kept as given), the pre-tokenizer keeps

@@ -1,6 +1,6 @@
 """Vocoder evaluation: copy synthesis from ground-truth mels, judged beside the recordings.
 
-Stage: measuring the vocoder (DESIGN.md §4, issue "Vocoder"). For every test utterance the
+Stage: measuring the vocoder (docs/paper_vs_code.md §4, issue "Vocoder"). For every test utterance the
 log-mel of the *recording* is turned back into audio by Griffin-Lim (32 iterations) and by the
 neural vocoder, and three systems are judged by the independent judges of :mod:`minicosy.judges`:
 

@@ -1,6 +1,6 @@
 """Griffin-Lim: the no-training baseline vocoder, from the same 80-bin log-mel.
 
-Stage: the classic answer to "a mel has no phase" (DESIGN.md §2, "Vocoder": the baseline that the
+Stage: the classic answer to "a mel has no phase" (docs/paper_vs_code.md §2, "Vocoder": the baseline that the
 HiFT-style :class:`minicosy.vocoder.Vocoder` must beat). Two steps:
 
 1. **Undo the mel filterbank.** ``mel = M·|X|`` with ``M`` the 80 × 961 Slaney filterbank loses

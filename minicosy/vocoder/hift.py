@@ -1,6 +1,6 @@
 """Vocoder: 80-bin log-mel (50 Hz) → 24 kHz waveform, HiFT-style, plus a Griffin-Lim baseline.
 
-Stage: the last block of CosyVoice 2 (DESIGN.md §1–2). A mel spectrogram keeps the magnitude of
+Stage: the last block of CosyVoice 2 (docs/paper_vs_code.md §1–2). A mel spectrogram keeps the magnitude of
 the short-time spectrum on a warped frequency axis and throws the phase away; a vocoder has to
 invent a waveform whose mel matches. Two ways are implemented here:
 
@@ -114,16 +114,15 @@ class VocoderConfig:
 
     @classmethod
     def tiny(cls) -> "VocoderConfig":
-        """≈ 0.8 M parameters; the committed checkpoint trained 140 min on one CPU thread.
+        """≈ 0.8 M parameters, trained on one CPU thread (the README gives the run).
 
         One 4× upsampling level to 200 Hz and an iSTFT head of 480 points, hop 120, with the
         source's phase (``source_phase=True``). A 480-point STFT resolves harmonics (50 Hz bins),
         so the network only has to learn a magnitude per bin while the source supplies phases
-        that stay coherent from frame to frame. Measured before training anything
-        (``scripts/vocoder_head_ceiling.py``): the recording's own 480-point magnitude with the
-        source's phase keeps resemblyzer similarity 0.98 and WER 1.1× the recording, where
-        Griffin-Lim from the mel gets 0.92 and 1.3×. HiFT's 16-point head (the paper preset) needs
-        the network to build that structure in the waveform, which a CPU budget does not allow.
+        that stay coherent from frame to frame; ``scripts/vocoder_head_ceiling.py`` measures the
+        ceiling of this head (``results/vocoder_head_ceiling.json``). HiFT's 16-point head (the paper
+        preset) needs the network to build that structure in the waveform.
+        # simplification: the source-phase head replaces HiFT's sin(b) phase for the tiny preset.
         """
         return cls(base_channels=128, upsample_rates=(4,), upsample_kernel_sizes=(8,),
                    source_resblock_kernel_sizes=(7,), istft_n_fft=480, istft_hop=120,

@@ -1,6 +1,6 @@
 """Vocoder training: discriminators, GAN losses, a cached segment dataset, the loop, the evaluation.
 
-Stage: training the HiFT-style vocoder of :mod:`minicosy.vocoder.hift` (DESIGN.md §2 "Vocoder").
+Stage: training the HiFT-style vocoder of :mod:`minicosy.vocoder.hift` (docs/paper_vs_code.md §2 "Vocoder").
 
 Losses, as HiFi-GAN/HiFT [1, 2] (weights from the official recipe):
 
