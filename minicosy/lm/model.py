@@ -11,11 +11,11 @@ encoder (the LLM is strong enough to align text and speech by itself). What is l
 * a speech head: C codes + EOS + an unused slot + FILL (layout in :mod:`minicosy.lm.sequence`).
 
 Two presets of the same recipe: ``tiny()`` (4 × 256, ≈ 4 M parameters, character text: trains on
-two CPU cores, DESIGN.md §5) and ``paper()`` (Qwen2.5-0.5B sizes: built on the ``meta`` device
+two CPU cores, docs/paper_vs_code.md §5) and ``paper()`` (Qwen2.5-0.5B sizes: built on the ``meta`` device
 and costed only, or loaded with ``init_from=<local Qwen2 folder>``).
 
 # simplification: dropout 0.2 on the input embeddings and before the head in the tiny preset —
-# the DESIGN.md §5 probe overfit a few hours of speech in ten minutes without it.
+# the docs/paper_vs_code.md §5 probe overfit a few hours of speech in ten minutes without it.
 
 Checkpoint: ``<stem>.safetensors`` (weights, fp16 or fp32) + ``<stem>.json`` (``config``, the
 ``text_tokenizer`` it was trained with, ``dtype``, training notes).

@@ -1,0 +1,316 @@
+"""Training of the text-speech LM: ``minicosy train lm --preset tiny``.
+
+Stage: text-speech LM, CosyVoice 2 §2.3 [1]. The data are the corpus transcripts (characters,
+through :class:`~minicosy.text.chars.CharTokenizer`) and the speech tokens of the frozen
+tokenizer (``minicosy data tokens`` writes the cache, :func:`load_token_cache` reads it). Each
+example is drawn afresh every epoch:
+
+* **layout** — streaming (N:M interleave with FILL targets) with probability 0.5 where the
+  utterance allows it (``T / L > M / N``), else non-streaming: the paper's unified model;
+* **speaker tag** — with probability 0.5 the voice's tag is put before the text (SFT), else
+  not (the model also learns to speak with no tag, which is what ICL prompts rely on).
+
+# simplification: one utterance per example; ICL at inference (prompt + text of two different
+# utterances) relies on the model continuing any prefix, as in the paper, with no paired data.
+
+Loop: length-bucketed batches (``batch_tokens`` padded positions), AdamW [2] with weight decay,
+linear warm-up then cosine decay to 10% (over ``max_steps`` or ``max_minutes``, whichever runs
+out first), gradient clipping, bf16 autocast on CUDA, tqdm; every ``eval_every`` steps the valid
+loss and top-1 accuracy (fixed layouts, so the numbers are comparable), and whenever the valid
+loss is the best so far the model is exported (early-stopping friendly: the export is always the
+best model, training can be stopped at any time). Checkpoints (model, optimiser, RNG positions)
+allow ``--resume``. The export is fp16 if the teacher-forced greedy tokens on valid batches stay
+identical in fp16, else fp32.
+
+References:
+    [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.3.
+    [2] Loshchilov & Hutter, "Decoupled Weight Decay Regularization", arXiv 1711.05101.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from minicosy.data.manifest import read_manifest
+from minicosy.lm.model import LMConfig, TextSpeechLM
+from minicosy.lm.sequence import build_sequence, to_tensors, use_streaming
+from minicosy.text.chars import CharTokenizer
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
+
+
+@dataclass
+class TrainConfig:
+    batch_tokens: int = 2560  # padded positions per batch (≈ 16 × 160, DESIGN.md §5)
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 200
+    max_steps: int = 20000
+    max_minutes: float = 60.0
+    grad_clip: float = 1.0
+    eval_every: int = 250
+    ckpt_every: int = 100
+    p_streaming: float = 0.5  # streaming layout where allowed [CV2 §2.3]
+    p_speaker_tag: float = 0.5  # speaker tag before the text (SFT) vs none (ICL-style)
+    n_valid: int = 300
+    seed: int = 0
+
+
+def load_lm_data(corpus, split: str, tokens: dict, tokenizer: CharTokenizer) -> list[dict]:
+    """``[{id, voice, text_ids, speech}]`` for one split (utterances without tokens are skipped)."""
+    out = []
+    for u in read_manifest(corpus, split=split):
+        speech = tokens.get(u.id)
+        text = tokenizer.encode(u.text)
+        if speech is None or not len(speech) or not text:
+            continue
+        out.append({"id": u.id, "voice": u.voice, "text_ids": text, "speech": speech.long().tolist()})
+    return out
+
+
+def make_example(d: dict, tokenizer: CharTokenizer, cfg: LMConfig, rng: random.Random, p_streaming: float,
+                 p_tag: float) -> tuple[list, list]:
+    """One training sequence: speaker tag (maybe), layout (maybe streaming)."""
+    text = d["text_ids"]
+    if d["voice"] in tokenizer.speakers and rng.random() < p_tag:
+        text = [tokenizer.speaker_id(d["voice"])] + text
+    streaming = use_streaming(len(text), len(d["speech"]), rng, p_streaming, cfg.mix_n, cfg.mix_m)
+    return build_sequence(text, d["speech"], streaming, cfg.mix_n, cfg.mix_m)
+
+
+def make_batches(lengths: list[int], batch_tokens: int, seed: int) -> list[list[int]]:
+    """Bucket by length into batches of at most ``batch_tokens`` padded positions, shuffled by ``seed``."""
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    batches, cur, longest = [], [], 0
+    for i in order:
+        if cur and max(longest, lengths[i]) * (len(cur) + 1) > batch_tokens:
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, lengths[i])
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def lr_at(step: int, tc: TrainConfig, elapsed_s: float = 0.0) -> float:
+    """Linear warm-up, then cosine decay to 10% at ``max_steps`` or ``max_minutes`` (first reached)."""
+    if step < tc.warmup:
+        return tc.lr * (step + 1) / tc.warmup
+    p = min(1.0, max((step - tc.warmup) / max(1, tc.max_steps - tc.warmup), elapsed_s / (60 * tc.max_minutes)))
+    # lr = lr_min + (lr_max − lr_min)·½(1 + cos πp),  lr_min = 0.1·lr_max
+    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def fixed_examples(data: list[dict], tokenizer, cfg: LMConfig, tc: TrainConfig) -> list[tuple[list, list]]:
+    """Validation examples with layouts and tags drawn once (seed 0): comparable across steps."""
+    rng = random.Random(0)
+    return [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag) for d in data]
+
+
+@torch.no_grad()
+def validate(model: TextSpeechLM, examples: list, batch_tokens: int) -> dict:
+    """Token-weighted valid loss and top-1 accuracy over ``examples``."""
+    was = model.training
+    model.eval()
+    tot_loss = tot_acc = tot_n = 0.0
+    for b in make_batches([len(e[0]) for e in examples], batch_tokens, 0):
+        out = model.loss(to_tensors([examples[i] for i in b], model.cfg.codebook_size))
+        tot_loss += out["loss"].item() * out["n"]
+        tot_acc += out["acc"].item() * out["n"]
+        tot_n += out["n"]
+    model.train(was)
+    return {"valid_loss": tot_loss / max(1, tot_n), "valid_acc": tot_acc / max(1, tot_n)}
+
+
+@torch.no_grad()
+def fp16_safe(model: TextSpeechLM, examples: list, batch_tokens: int) -> bool:
+    """True if rounding the weights to fp16 leaves the teacher-forced argmax tokens unchanged."""
+    half = copy.deepcopy(model).eval()
+    for p in half.parameters():
+        p.copy_(p.half().float())
+    model = copy.deepcopy(model).eval()
+    for b in make_batches([len(e[0]) for e in examples], batch_tokens, 0)[:4]:
+        batch = to_tensors([examples[i] for i in b], model.cfg.codebook_size)
+        a = model(batch["kinds"].to(model.device), batch["ids"].to(model.device)).argmax(-1)
+        h = half(batch["kinds"].to(model.device), batch["ids"].to(model.device)).argmax(-1)
+        mask = batch["targets"].to(model.device) >= 0
+        if not torch.equal(a[mask], h[mask]):
+            return False
+    return True
+
+
+def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resume: bool = False,
+             export: str | Path | None = None, tokens: dict | None = None, progress: bool = True,
+             log=print) -> TextSpeechLM:
+    """Train on the ``train`` split of ``corpus``, validate on ``valid``; returns the final model.
+
+    Args:
+        tokens: ``{utt id: LongTensor}``; default :func:`load_token_cache` of the corpus.
+        export: stem of the exported best-valid model (``lm.safetensors`` + ``lm.json``).
+    """
+    from tqdm import tqdm
+
+    if log is print and progress:
+        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
+    if tokens is None:
+        from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
+        tokens = load_token_cache(corpus)
+    device = pick_device(device)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(tc.seed)
+    voices = sorted({u.voice for u in read_manifest(corpus, split="train")})
+    tokenizer = CharTokenizer(voices, max_speakers=cfg.text_vocab_size - CharTokenizer(max_speakers=0).vocab_size)
+    train, valid = load_lm_data(corpus, "train", tokens, tokenizer), load_lm_data(corpus, "valid", tokens, tokenizer)
+    if not train or not valid:
+        raise ValueError(f"corpus {corpus}: no train or no valid utterances with speech tokens; build the token "
+                         f"cache with `minicosy data tokens --corpus {corpus}`.")
+    top = max(max(d["speech"]) for d in train + valid)
+    if top >= cfg.codebook_size:
+        raise ValueError(f"speech token {top} does not fit codebook_size={cfg.codebook_size}; set it from the "
+                         "speech tokenizer that made the cache.")
+    valid_ex = fixed_examples(random.Random(tc.seed).sample(valid, min(tc.n_valid, len(valid))), tokenizer, cfg, tc)
+    log(f"train: {len(train)} utts, {sum(len(d['speech']) for d in train)} speech tokens, {len(voices)} voices; "
+        f"valid: {len(valid_ex)} utts")
+
+    model = TextSpeechLM(cfg).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
+    state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": [], "best": None}
+    ckpt = run_dir / "ckpt.pt"
+    if resume and ckpt.is_file():
+        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        if LMConfig.from_dict(saved["config"]) != cfg:
+            raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["opt"])
+        state = saved["state"]
+        log(f"resumed from {ckpt} at step {state['step']}")
+    log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, device {device}")
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+    def save():
+        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(),
+                    "train_config": asdict(tc), "text_tokenizer": tokenizer.to_dict()}, ckpt)
+
+    def evaluate_and_export():
+        row = {"step": state["step"], **validate(model, valid_ex, tc.batch_tokens),
+               "minutes": round(state["elapsed"] / 60, 2)}
+        state["history"].append(row)
+        with open(run_dir / "log.jsonl", "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if state["best"] is None or row["valid_loss"] < state["best"]["valid_loss"]:
+            state["best"] = row
+            if export is not None:
+                dtype = torch.float16 if fp16_safe(model, valid_ex, tc.batch_tokens) else torch.float32
+                model.save_pretrained(export, text_tokenizer=tokenizer.to_dict(), dtype=dtype, extra={"trained": {
+                    "steps": state["step"], "minutes": row["minutes"], "device": str(device),
+                    "train_utterances": len(train), "train_voices": voices, "best_valid": row,
+                    "train_config": asdict(tc)}})
+        return row
+
+    t0 = time.time() - state["elapsed"]
+    bar = tqdm(total=tc.max_steps, initial=state["step"], disable=not progress, mininterval=5, file=sys.stderr,
+               dynamic_ncols=True, desc="lm")
+    model.train()
+    stop = state["step"] >= tc.max_steps
+    while not stop:
+        rng = random.Random(tc.seed * 100003 + state["epoch"])  # layouts and tags of this epoch
+        examples = [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag) for d in train]
+        batches = make_batches([len(e[0]) for e in examples], tc.batch_tokens, tc.seed * 1000 + state["epoch"])
+        for bi in range(state["pos"], len(batches)):
+            for g in opt.param_groups:
+                g["lr"] = lr_at(state["step"], tc, time.time() - t0)
+            with autocast:
+                out = model.loss(to_tensors([examples[i] for i in batches[bi]], cfg.codebook_size))
+            opt.zero_grad(set_to_none=True)
+            out["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+            opt.step()
+            state["step"] += 1
+            state["pos"] = bi + 1
+            state["elapsed"] = time.time() - t0
+            bar.update(1)
+            bar.set_postfix(loss=f"{out['loss'].item():.3f}", acc=f"{out['acc'].item():.2f}", refresh=False)
+            if state["step"] % tc.eval_every == 0:
+                row = evaluate_and_export()
+                log(f"step {state['step']} loss {out['loss'].item():.3f} valid loss {row['valid_loss']:.3f} "
+                    f"acc {row['valid_acc']:.3f} ({row['minutes']:.1f} min)")
+            if state["step"] % tc.ckpt_every == 0:
+                save()
+            if state["step"] >= tc.max_steps or state["elapsed"] > 60 * tc.max_minutes:
+                stop = True
+                break
+        else:
+            state["epoch"] += 1
+            state["pos"] = 0
+    bar.close()
+    if not state["history"] or state["history"][-1]["step"] != state["step"]:
+        row = evaluate_and_export()
+        log(f"final step {state['step']}: valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.3f}")
+    save()
+    model.eval()
+    model.meta = {"text_tokenizer": tokenizer.to_dict(), "trained": {"steps": state["step"], "best": state["best"]}}
+    return model
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _train_cmd(args) -> int:
+    from minicosy.speech_tokenizer.model import SpeechTokenizer
+
+    torch.set_num_threads(args.threads)
+    if args.preset != "tiny":
+        raise ValueError("only --preset tiny trains here: the paper preset (Qwen2.5-0.5B, BPE text) is built and "
+                         "costed (benchmarks/lm.py) and loads real weights with TextSpeechLM(..., init_from=dir).")
+    cfg = LMConfig.tiny()
+    cfg.codebook_size = SpeechTokenizer.from_pretrained(args.tokenizer, device="cpu").codebook_size
+    tc = TrainConfig()
+    for k in ("max_steps", "max_minutes", "batch_tokens", "lr", "seed", "eval_every"):
+        if getattr(args, k) is not None:
+            setattr(tc, k, getattr(args, k))
+    export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "lm")
+    out = args.out or (REPO_ROOT / "runs" / f"lm_{args.preset}")
+    tokens = None
+    if args.tokenizer is not None:
+        from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
+        tokens = load_token_cache(args.corpus, args.tokenizer)
+    train_lm(cfg, tc, args.corpus, out, device=args.device, resume=args.resume, export=export, tokens=tokens,
+             progress=not args.no_progress)
+    return 0
+
+
+def register_cli(groups) -> None:
+    p = groups["train"].add_parser("lm", help="train the text-speech LM (Qwen2 architecture) on cached speech tokens")
+    p.add_argument("--preset", choices=["tiny", "paper"], default="tiny")
+    p.add_argument("--corpus", default=str(DEFAULT_CORPUS_DIR), help="corpus folder or manifest.jsonl "
+                   "(needs `minicosy data tokens` first)")
+    p.add_argument("--out", default=None, help="run folder for checkpoints (default runs/lm_<preset>)")
+    p.add_argument("--export", default=None, help="stem of the exported best-valid model "
+                   "(default data/pretrained/<preset>/lm)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--tokenizer", default=None, help="speech tokenizer stem (default: the committed tiny FSQ)")
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--max-minutes", type=float, default=None)
+    p.add_argument("--batch-tokens", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--eval-every", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_train_cmd)

@@ -1,0 +1,152 @@
+"""Tests for minicosy.lm.train (and minicosy.lm.evaluate): the LM overfits one batch, batches
+respect the token budget, layouts and tags are mixed, training resumes and exports a loadable
+model, the CLI is registered, and token CER evaluation runs on the fixture corpus."""
+
+import argparse
+import random
+
+import pytest
+import torch
+
+from minicosy.data.manifest import Utterance, read_manifest, write_manifest
+from minicosy.lm.model import LMConfig, TextSpeechLM
+from minicosy.lm.sequence import to_tensors
+from minicosy.lm.train import (TrainConfig, load_lm_data, lr_at, make_batches, make_example, register_cli,
+                               train_lm)
+from minicosy.text.chars import CharTokenizer
+from minicosy.utils import FIXTURES_DIR
+
+C = 27
+TEXTS = ["a cat sat", "the dog ran far", "hello world", "it is blue", "seven green trees", "no way",
+         "a big red bus", "we like tea"]
+
+
+def micro(**kw) -> LMConfig:
+    base = dict(codebook_size=C, text_vocab_size=CharTokenizer(max_speakers=8).vocab_size, d_model=48, n_layers=2,
+                n_heads=4, n_kv_heads=2, d_ff=96, max_len=256, dropout=0.0, mix_n=4, mix_m=4)
+    return LMConfig(**{**base, **kw})
+
+
+def fake_speech(text: str, voice: int) -> torch.Tensor:
+    """Two 'frames' per character, the code a function of the character and the voice."""
+    return torch.tensor([(ord(c) * 7 + voice * 3 + k) % C for c in text for k in (0, 1)])
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lmcorpus")
+    rows, tokens = [], {}
+    for v in range(2):
+        for i, text in enumerate(TEXTS):
+            uid = f"v{v}-{i}"
+            rows.append(Utterance(uid, f"v{v}", text, f"{uid}.wav", 1.0, 16000, "valid" if i >= 6 else "train"))
+            tokens[uid] = fake_speech(text, v)
+    write_manifest(root / "manifest.jsonl", rows)
+    return root, tokens
+
+
+def test_make_batches_budget_and_cover():
+    lengths = [random.Random(i).randint(5, 100) for i in range(200)]
+    batches = make_batches(lengths, 400, seed=3)
+    assert sorted(i for b in batches for i in b) == list(range(200))
+    assert all(max(lengths[i] for i in b) * len(b) <= 400 or len(b) == 1 for b in batches)
+    assert batches == make_batches(lengths, 400, seed=3)
+
+
+def test_lr_schedule():
+    tc = TrainConfig(lr=1e-3, warmup=10, max_steps=110)
+    assert lr_at(0, tc) == pytest.approx(1e-4) and lr_at(9, tc) == pytest.approx(1e-3)
+    assert lr_at(110, tc) == pytest.approx(1e-4) and lr_at(60, tc) == pytest.approx(0.55e-3)
+
+
+def test_examples_mix_layouts_and_tags(corpus):
+    root, tokens = corpus
+    tok = CharTokenizer(["v0", "v1"], max_speakers=8)
+    data = load_lm_data(root, "train", tokens, tok)
+    assert len(data) == 12 and data[0]["text_ids"] == tok.encode(TEXTS[0])
+    rng = random.Random(0)
+    exs = [make_example(d, tok, micro(), rng, 0.5, 0.5) for d in data for _ in range(10)]
+    tagged = sum(e[0][1][1] in (tok.speaker_id("v0"), tok.speaker_id("v1")) for e in exs)
+    streamed = sum(("fill", None) in e[1] for e in exs)
+    assert 30 < tagged < 90 and 30 < streamed < 90
+
+
+def test_overfits_one_batch():
+    """A few dozen steps on one fixed batch drive the loss far down."""
+    torch.manual_seed(0)
+    cfg = micro()
+    tok = CharTokenizer(max_speakers=8)
+    from minicosy.lm.sequence import build_sequence
+    batch = to_tensors([build_sequence(tok.encode(t), fake_speech(t, 0).tolist(), i % 2 == 0, 4, 4)
+                        for i, t in enumerate(TEXTS)], C)
+    model = TextSpeechLM(cfg)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(40):
+        out = model.loss(batch)
+        first = first if first is not None else out["loss"].item()
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    assert out["loss"].item() < 0.3 * first, (first, out["loss"].item())
+    assert out["acc"].item() > 0.6
+
+
+def test_train_resume_export(corpus, tmp_path):
+    root, tokens = corpus
+    tc = TrainConfig(batch_tokens=300, lr=3e-3, warmup=5, max_steps=12, eval_every=6, ckpt_every=6, seed=0)
+    model = train_lm(micro(), tc, root, tmp_path / "run", device="cpu", export=tmp_path / "out" / "lm",
+                     tokens=tokens, progress=False, log=lambda m: None)
+    hist = [r["valid_loss"] for r in torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["state"]["history"]]
+    assert len(hist) == 2 and model.meta["trained"]["steps"] == 12
+    back = TextSpeechLM.from_pretrained(tmp_path / "out", device="cpu")
+    assert back.meta["trained"]["best_valid"]["valid_loss"] == pytest.approx(min(hist))
+    assert back.text_tokenizer().speakers == ["v0", "v1"] and back.meta["dtype"] in ("float16", "float32")
+    tc.max_steps = 18
+    resumed = train_lm(micro(), tc, root, tmp_path / "run", device="cpu", resume=True, tokens=tokens,
+                       progress=False, log=lambda m: None)
+    assert resumed.meta["trained"]["steps"] == 18
+    with pytest.raises(ValueError, match="another config"):
+        train_lm(micro(d_model=32), tc, root, tmp_path / "run", device="cpu", resume=True, tokens=tokens,
+                 progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="does not fit codebook_size"):
+        train_lm(micro(codebook_size=5), tc, root, tmp_path / "run2", device="cpu", tokens=tokens,
+                 progress=False, log=lambda m: None)
+
+
+def test_cli_registered():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    groups = {"train": sub.add_parser("train").add_subparsers(), "eval": sub.add_parser("eval").add_subparsers()}
+    register_cli(groups)
+    args = parser.parse_args(["train", "lm", "--preset", "tiny", "--max-steps", "5", "--max-minutes", "1",
+                              "--threads", "1", "--device", "cpu", "--out", "x", "--export", "y", "--resume"])
+    assert args.max_steps == 5 and args.resume and args.func.__name__ == "_train_cmd"
+    from minicosy.lm.evaluate import register_cli as reg_eval
+    reg_eval(groups)
+    args = parser.parse_args(["eval", "lm", "--n", "3"])
+    assert args.n == 3
+
+
+def test_token_cer_evaluation_on_fixtures(tmp_path):
+    """Real fixture audio → committed tokenizer → token cache; a random micro LM is scored."""
+    from minicosy.lm.evaluate import evaluate_lm
+    from minicosy.speech_tokenizer.corpus_tokens import build_token_cache, load_token_cache
+    from minicosy.speech_tokenizer.model import SpeechTokenizer
+
+    rows = [Utterance(u.id, u.voice, u.text, str(u.audio_path(FIXTURES_DIR)), u.duration, u.sample_rate, u.split)
+            for u in read_manifest(FIXTURES_DIR)]
+    write_manifest(tmp_path / "manifest.jsonl", rows)
+    build_token_cache(tmp_path, progress=False)
+    st = SpeechTokenizer.from_pretrained(device="cpu")
+    torch.manual_seed(0)
+    voices = sorted({u.voice for u in rows if u.split == "train"})
+    tok = CharTokenizer(voices, max_speakers=64)
+    lm = TextSpeechLM(micro(codebook_size=st.codebook_size, text_vocab_size=tok.vocab_size,
+                            max_token_text_ratio=1.0)).eval()
+    lm.meta = {"text_tokenizer": tok.to_dict()}
+    res = evaluate_lm(lm, tmp_path, st, tokens=load_token_cache(tmp_path), n=2, split="test", seed=0)
+    for name in ("sft", "icl_same_voice", "icl_heldout_voice", "sft_streaming"):
+        row = res["scenarios"][name]
+        assert row["n"] >= 1 and 0 <= row["termination_rate"] <= 1 and row["token_cer"] >= 0
+        assert 0 <= row["groundtruth_cer"] < 1.5 and row["length_ratio"] > 0
