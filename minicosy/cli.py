@@ -56,7 +56,8 @@ def _info(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="minicosy", description="CosyVoice 2, small and readable.")
+    parser = argparse.ArgumentParser(prog="minicosy", description="CosyVoice 2, small and readable.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     top = parser.add_subparsers(dest="command", metavar="COMMAND")
     info = top.add_parser("info", help="versions and the device minicosy would use")
     info.add_argument("--device", default=None)
@@ -77,7 +78,29 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(mod, "register_cli", None)
         if register is not None:
             register(groups)
+    parser.epilog = "commands:\n" + "\n".join(f"  {name:26s} {help_}" for name, help_ in command_table(parser))
+    parser.epilog += "\n\n`minicosy COMMAND --help` explains each one's options."
     return parser
+
+
+def command_table(parser: argparse.ArgumentParser) -> list[tuple[str, str]]:
+    """Every runnable command (``"train tokenizer"``, ``"demo"``, ...) with its one-line help."""
+    rows = []
+
+    def walk(p, prefix):
+        subs = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs:
+            return
+        helps = {a.dest: a.help for a in subs[0]._choices_actions}
+        for name, sub in subs[0].choices.items():
+            inner = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+            if inner and inner[0].choices:
+                walk(sub, prefix + [name])
+            else:
+                rows.append((" ".join(prefix + [name]), helps.get(name) or ""))
+
+    walk(parser, [])
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -570,7 +570,7 @@ def judge_variants(manifest=None, voices=None, variants=("p-4", "p-2", "p+2", "p
 def _cmd_groundtruth(args) -> int:
     from minicosy.utils import DEFAULT_CORPUS_DIR
 
-    manifest = args.manifest or DEFAULT_CORPUS_DIR / "manifest.jsonl"
+    manifest = args.corpus or DEFAULT_CORPUS_DIR / "manifest.jsonl"
     report = groundtruth_report(manifest, split=None if args.split == "all" else args.split,
                                 max_per_voice=args.max_per_voice, voices=args.voices, jobs=args.jobs)
     if args.out:
@@ -606,7 +606,7 @@ def _cmd_sim(args) -> int:
 
 def _cmd_judge_variants(args) -> int:
     variants = tuple(args.variant_set.split(","))
-    table = judge_variants(args.manifest, args.voices.split(",") if args.voices else None, variants,
+    table = judge_variants(args.corpus, args.voices.split(",") if args.voices else None, variants,
                            args.n, args.jobs)
     print(f"{'WER':18s} {'base':>6s} " + " ".join(f"{s:>6s}" for s in variants))
     for vid, row in table.items():
@@ -618,7 +618,8 @@ def register_cli(groups) -> None:
     """Add ``minicosy eval groundtruth|wer|sim`` and ``minicosy data judge-variants``."""
     g = groups["eval"]
     p = g.add_parser("groundtruth", help="per-voice WER and speaker similarity of a corpus's recordings")
-    p.add_argument("--manifest", default=None, help="manifest.jsonl (default: data/corpus/manifest.jsonl)")
+    p.add_argument("--corpus", "--manifest", dest="corpus", default=None,
+                   help="corpus folder or manifest.jsonl (default data/corpus)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test", "all"])
     p.add_argument("--max-per-voice", type=int, default=None, help="first N utterances of each voice (N ≥ 2)")
     p.add_argument("--voices", nargs="+", default=None, help="only these voice ids")
@@ -636,7 +637,7 @@ def register_cli(groups) -> None:
     p.add_argument("audio_b")
     p.set_defaults(func=_cmd_sim)
     j = groups["data"].add_parser("judge-variants", help="pocketsphinx WER of pseudo-speaker settings per train voice")
-    j.add_argument("manifest", nargs="?", default=None)
+    j.add_argument("corpus", nargs="?", default=None, help="corpus folder or manifest.jsonl (default data/corpus)")
     j.add_argument("--voices", default=None, help="comma-separated (default: the 8 train voices)")
     j.add_argument("--variant-set", default="p-4,p-2,p+2,p+4")
     j.add_argument("--n", type=int, default=6, help="test utterances per voice")

@@ -522,7 +522,7 @@ def _cmd_info(args) -> int:
     print("variants (train voices only): "
           + ", ".join(f"{k} = sox {' '.join(v.effects)}" for k, v in VARIANTS.items()))
     print(f"default variants by register: {DEFAULT_VARIANTS}")
-    path = Path(args.manifest)
+    path = Path(args.corpus)
     if not (path / "manifest.jsonl" if path.is_dir() else path).is_file():
         print(f"no manifest at {path}; build one with `minicosy data build`.")
         return 0
@@ -558,5 +558,5 @@ def register_cli(groups) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.set_defaults(func=_cmd_fixtures)
     i = data.add_parser("info", help="voices table, and counts/hours per voice and split of a manifest")
-    i.add_argument("manifest", nargs="?", default=str(DEFAULT_CORPUS_DIR))
+    i.add_argument("corpus", nargs="?", default=str(DEFAULT_CORPUS_DIR), help="corpus folder or manifest.jsonl")
     i.set_defaults(func=_cmd_info)

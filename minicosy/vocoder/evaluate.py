@@ -167,7 +167,8 @@ def add_eval_args(p) -> None:
     from minicosy.utils import DEFAULT_CORPUS_DIR
 
     p.add_argument("--checkpoint", default=None, help="folder with vocoder.safetensors (default: tiny)")
-    p.add_argument("--manifest", default=str(DEFAULT_CORPUS_DIR / "manifest.jsonl"))
+    p.add_argument("--corpus", "--manifest", dest="corpus", default=str(DEFAULT_CORPUS_DIR),
+                   help="corpus folder or manifest.jsonl (default data/corpus)")
     p.add_argument("--split", default="test")
     p.add_argument("--per-voice", type=int, default=8)
     p.add_argument("--jobs", type=int, default=1, help="pocketsphinx processes")
@@ -178,7 +179,7 @@ def add_eval_args(p) -> None:
 
 def eval_cli(args) -> int:
     reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
-    result = evaluate_vocoder(Vocoder.from_pretrained(args.checkpoint, device="cpu"), args.manifest, args.split,
+    result = evaluate_vocoder(Vocoder.from_pretrained(args.checkpoint, device="cpu"), args.corpus, args.split,
                               args.per_voice, jobs=args.jobs, reuse=reuse, log=lambda s: print(s, flush=True))
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
