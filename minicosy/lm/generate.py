@@ -115,7 +115,8 @@ def _validate(model: TextSpeechLM, text_ids, prompt_text_ids, prompt_speech_ids)
                          "audio with the speech tokenizer this LM was trained on.")
     if bool(ptext) != bool(pspeech):
         raise ValueError("ICL needs both the prompt's text and its speech tokens; give both, or neither (SFT).")
-    prefix = 2 + len(ptext) + len(text) + len(pspeech)
+    # the prefix, plus room for the shortest speech the length rule allows
+    prefix = 2 + len(ptext) + len(text) + len(pspeech) + max(1, int(cfg.min_token_text_ratio * len(text)))
     if prefix > cfg.max_len:
         raise ValueError(f"prompt + text need {prefix} positions but the model's context is max_len={cfg.max_len}: "
                          "use a shorter prompt (a 3 s clip is plenty) and split long text with "
