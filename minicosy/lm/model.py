@@ -110,7 +110,12 @@ class TextSpeechLM(nn.Module):
 
     def __init__(self, cfg: LMConfig, init_from: str | Path | None = None):
         super().__init__()
+        import transformers
         from transformers import Qwen2Model
+
+        if int(transformers.__version__.split(".")[0]) < 5:  # older versions silently ignore `cache=`
+            raise ValueError(f"minicosy's LM needs transformers >= 5 (found {transformers.__version__}): "
+                             "pip install 'transformers>=5'.")
 
         if init_from is not None:
             path = Path(init_from)
@@ -123,7 +128,8 @@ class TextSpeechLM(nn.Module):
                               "d_ff": qc.intermediate_size, "n_layers": qc.num_hidden_layers,
                               "n_heads": qc.num_attention_heads, "n_kv_heads": qc.num_key_value_heads,
                               "max_len": qc.max_position_embeddings,
-                              "rope_theta": float(qc.rope_parameters["rope_theta"])})
+                              "rope_theta": float((getattr(qc, "rope_parameters", None) or {}).get(
+                                  "rope_theta", getattr(qc, "rope_theta", cfg.rope_theta)))})
         else:
             self.backbone = Qwen2Model(cfg.qwen2())
         self.cfg = cfg
