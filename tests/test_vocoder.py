@@ -417,3 +417,13 @@ def test_lr_scale_constant_then_halves():
     assert math.isclose(vt.lr_scale(110.0, tcfg), 0.5) and math.isclose(vt.lr_scale(130.0, tcfg), 0.125)
     assert vt.lr_scale(500.0, vt.TrainConfig(lr_half_life_minutes=0.0)) == 1.0  # 0: never decays
     assert vt.TrainConfig.paper().lr_half_life_minutes == 0.0  # a day-long GPU run keeps its rate
+
+
+def test_summary_and_table_survive_a_recording_with_no_errors():
+    """A group whose recordings are transcribed perfectly has no defined WER ratio: "n/a", no crash."""
+    row = {"words": 4, "held_out": True, "no_speech": [], "wer": {"recording": 0.0, "griffin_lim": 0.25, "neural": 0.0},
+           "sim": {"griffin_lim": 0.9, "neural": 0.95}, "mel_l1": {"griffin_lim": 0.2, "neural": 0.3}}
+    s = vocoder_eval.summarise([row])
+    assert s["neural"]["wer_ratio"] is None and s["griffin_lim"]["wer_ratio"] is None
+    table = vocoder_eval.eval_markdown({"griffin_lim_iters": 32, "groups": {"train_voices": s, "held_out_voices": s}})
+    assert "n/a" in table

@@ -222,13 +222,60 @@ def lr_at(step: int, tc: TrainConfig, elapsed_s: float = 0.0) -> float:
     return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def augment(raw: list[torch.Tensor], tc: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:
+    """Per-utterance speed perturbation, then VTLP, on raw log-mels ``(n_mels, F_i)``."""
+    if len(tc.speed_perturb) > 1:
+        picks = torch.randint(0, len(tc.speed_perturb), (len(raw),), generator=gen)
+        raw = [speed_perturb(f, float(tc.speed_perturb[int(k)])) for f, k in zip(raw, picks)]
+    if tc.vtlp > 0:
+        alphas = 1 + tc.vtlp * (2 * torch.rand(len(raw), generator=gen) - 1)
+        raw = [vtlp(f, float(a)) for f, a in zip(raw, alphas)]
+    return raw
+
+
+def train_step(model: SpeechTokenizer, opt: torch.optim.Optimizer, batch: list[dict], tc: TrainConfig,
+               gen: torch.Generator, lr: float) -> float:
+    """One optimisation step on a batch of cached utterances; returns the CTC loss."""
+    feats, lengths = model.pad_features(augment([d["feats"] for d in batch], tc, gen))
+    if tc.spec_augment:
+        feats = spec_augment(feats, lengths, gen)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    out = model(feats, lengths)
+    loss = model.ctc_loss(out, [text_to_ids(d["text"]) for d in batch])  # the ASR loss   [CV2 §2.2]
+    opt.zero_grad(set_to_none=True)
+    (loss + out["aux"]).backward()  # aux: the VQ baseline's commitment loss (0 for FSQ)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+    opt.step()
+    return loss.item()
+
+
+def new_model(cfg: SpeechTokenizerConfig, train: list[dict], device) -> SpeechTokenizer:
+    """A fresh tokenizer whose input normalisation is measured on (a sample of) the training features."""
+    model = SpeechTokenizer(cfg).to(device)
+    allf = torch.cat([d["feats"].float() for d in train[:: max(1, len(train) // 1000)]], dim=1)  # (80, N)
+    model.feat_mean.copy_(allf.mean(1))
+    model.feat_std.copy_(allf.std(1).clamp(min=1e-3))
+    return model
+
+
+def validate(model: SpeechTokenizer, valid_sub: list[dict], train_voices, step: int) -> dict:
+    """Running validation: CER on train and held-out voices, codebook use."""
+    res = run_model(model, valid_sub)
+    held = sorted({d["voice"] for d in valid_sub} - set(train_voices))
+    usage = codebook_usage(torch.cat([r["tokens"] for r in res]), model.codebook_size)
+    return {"step": step, "cer_train_voices": cer(valid_sub, res, set(train_voices)),
+            "cer_heldout_voices": cer(valid_sub, res, set(held)), "utilisation": usage["utilisation"],
+            "perplexity": usage["perplexity"]}
+
+
 def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_dir, device=None,
                     resume: bool = False, export: str | Path | None = None, progress: bool = True,
                     log=print) -> SpeechTokenizer:
     """Train a tokenizer on the ``train`` split of ``manifest``; validate on ``valid``.
 
     Checkpoints go to ``run_dir/ckpt.pt`` every ``tc.ckpt_every`` steps; ``resume=True`` continues
-    from there. At the end the model is exported (fp16 safetensors + JSON) to ``export``.
+    from there. At the end the model is exported (fp32 safetensors + JSON) to ``export``.
     """
     from tqdm import tqdm
 
@@ -247,10 +294,7 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     log(f"train: {len(train)} utts, {sum(d['feats'].shape[1] for d in train) / 360000:.2f} h, "
         f"{len(train_voices)} voices; valid: {len(valid)} utts")
 
-    model = SpeechTokenizer(cfg).to(device)
-    allf = torch.cat([d["feats"].float() for d in train[:: max(1, len(train) // 1000)]], dim=1)  # (80, N)
-    model.feat_mean.copy_(allf.mean(1))
-    model.feat_std.copy_(allf.std(1).clamp(min=1e-3))
+    model = new_model(cfg, train, device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": []}
     ckpt = run_dir / "ckpt.pt"
@@ -270,13 +314,8 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
                     "config": cfg.to_dict(), "train_config": asdict(tc)}, ckpt)
 
-    def validate():
-        res = run_model(model, valid_sub)
-        held = sorted({d["voice"] for d in valid_sub} - set(train_voices))
-        usage = codebook_usage(torch.cat([r["tokens"] for r in res]), model.codebook_size)
-        row = {"step": state["step"], "cer_train_voices": cer(valid_sub, res, set(train_voices)),
-               "cer_heldout_voices": cer(valid_sub, res, set(held)), "utilisation": usage["utilisation"],
-               "perplexity": usage["perplexity"]}
+    def log_validation():
+        row = validate(model, valid_sub, train_voices, state["step"])
         state["history"].append(row)
         with open(run_dir / "log.jsonl", "a") as f:
             f.write(json.dumps(row) + "\n")
@@ -292,34 +331,16 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
         batches = make_batches(train, tc.batch_frames, tc.seed * 1000 + state["epoch"])
         for bi in range(state["pos"], len(batches)):
             batch = [train[i] for i in batches[bi]]
-            raw = [d["feats"] for d in batch]
-            if len(tc.speed_perturb) > 1:
-                picks = torch.randint(0, len(tc.speed_perturb), (len(raw),), generator=gen)
-                raw = [speed_perturb(f, float(tc.speed_perturb[int(k)])) for f, k in zip(raw, picks)]
-            if tc.vtlp > 0:
-                alphas = 1 + tc.vtlp * (2 * torch.rand(len(raw), generator=gen) - 1)
-                raw = [vtlp(f, float(a)) for f, a in zip(raw, alphas)]
-            feats, lengths = model.pad_features(raw)
-            if tc.spec_augment:
-                feats = spec_augment(feats, lengths, gen)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], tc, time.time() - t0)
-            out = model(feats, lengths)
-            loss = model.ctc_loss(out, [text_to_ids(d["text"]) for d in batch])
-            total = loss + out["aux"]
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
+            loss = train_step(model, opt, batch, tc, gen, lr_at(state["step"], tc, time.time() - t0))
             state["step"] += 1
             state["pos"] = bi + 1
             state["elapsed"] = time.time() - t0
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}", refresh=False)
+            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}", refresh=False)
             if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
-                row = validate()
+                row = log_validation()
                 model.train()
-                log(f"step {state['step']} loss {loss.item():.3f} valid CER train-voices "
+                log(f"step {state['step']} loss {loss:.3f} valid CER train-voices "
                     f"{row['cer_train_voices']:.3f} held-out {row['cer_heldout_voices']:.3f} "
                     f"utilisation {row['utilisation']:.3f} ({state['elapsed'] / 60:.1f} min)")
             if state["step"] % tc.ckpt_every == 0:
@@ -332,7 +353,7 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
             state["pos"] = 0
     bar.close()
     if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        row = validate()
+        row = log_validation()
         log(f"final step {state['step']}: valid CER train-voices {row['cer_train_voices']:.3f} "
             f"held-out {row['cer_heldout_voices']:.3f} utilisation {row['utilisation']:.3f}")
     save()

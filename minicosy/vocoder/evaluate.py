@@ -47,6 +47,72 @@ def _pick(manifest: Path, split: str, per_voice: int):
     return [u for v in sorted(by_voice) for u in by_voice[v]]
 
 
+def _resynthesise(utts, root, vocoder: Vocoder, todo, keep, old: dict, gl_iters: int, max_seconds: float):
+    """Step 1: the recording, Griffin-Lim (if to be judged) and the vocoder for each utterance.
+
+    Returns ``rows`` (one record per utterance, earlier baseline records taken over for the systems
+    in ``keep``) and ``audio`` (``{system: waveform}`` per utterance, 24 kHz).
+    """
+    rows, audio = [], []
+    for u in utts:
+        wav = load_audio(u.audio_path(root), 24000)[:int(max_seconds * 24000)]
+        mel = log_mel(wav)
+        a = {"recording": wav[:mel.shape[-1] * 480]}
+        if "griffin_lim" in todo:
+            a["griffin_lim"] = griffin_lim(mel, n_iter=gl_iters).numpy()
+        a["neural"] = vocoder(mel).cpu().numpy()
+        audio.append(a)
+        row = {"id": u.id, "voice": u.voice, "text": u.text, "held_out": u.voice in HELD_OUT,
+               "wer": {}, "hyp": {}, "sim": {}, "mel_l1": {}, "no_speech": []}
+        for s in keep:  # take over the earlier records of the baselines
+            for k in ("wer", "hyp", "sim", "mel_l1"):
+                if s in old[u.id].get(k, {}):
+                    row[k][s] = old[u.id][k][s]
+            row["words"] = old[u.id]["words"]
+            row["no_speech"] += [x for x in old[u.id].get("no_speech", []) if x == s]
+        rows.append(row)
+    return rows, audio
+
+
+def _judge(rows: list[dict], audio: list[dict], system: str, jobs) -> None:
+    """Step 2: WER (pocketsphinx), similarity (resemblyzer) and mel L1 of one system, into ``rows``."""
+    from minicosy.judges import intelligibility, mel_l1, speaker_similarity
+
+    intel = intelligibility([a[system] for a in audio], [r["text"] for r in rows], 24000, jobs=jobs)
+    for r, w, h, ref in zip(rows, intel["utterance_wer"], intel["hypotheses"], intel["references"]):
+        r["wer"][system], r["hyp"][system], r["words"] = w, h, len(ref.split())
+    for u in intel["unscorable"]:  # a silent or broken output: scored as WER 1.0, and said so
+        rows[u["index"]]["no_speech"].append(system)
+    if system == "recording":
+        return
+    for r, a in zip(rows, audio):
+        try:
+            r["sim"][system] = speaker_similarity(a[system], a["recording"], 24000)
+        except ValueError:  # the judge's VAD found no speech at all: as dissimilar as it gets
+            r["sim"][system] = 0.0
+            if system not in r["no_speech"]:
+                r["no_speech"].append(system)
+        r["mel_l1"][system] = mel_l1(a[system], a["recording"], 24000)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Step 3: corpus-level figures of a group of judged utterances (per system)."""
+    words = sum(r["words"] for r in rows)
+    out = {"utterances": len(rows)}
+    for s in SYSTEMS:
+        # corpus WER = Σ errors / Σ words (utterance WER × its words = its errors)
+        d = {"wer": round(sum(r["wer"][s] * r["words"] for r in rows) / max(words, 1), 4)}
+        if s != "recording":
+            d["similarity"] = round(float(np.mean([r["sim"][s] for r in rows])), 4)
+            d["mel_l1"] = round(float(np.mean([r["mel_l1"][s] for r in rows])), 4)
+            d["no_speech_for_judge"] = sum(s in r["no_speech"] for r in rows)
+        out[s] = d
+    rec = out["recording"]["wer"]
+    for s in ("griffin_lim", "neural"):
+        out[s]["wer_ratio"] = round(out[s]["wer"] / rec, 3) if rec > 0 else None  # None: undefined, not 0
+    return out
+
+
 def evaluate_vocoder(vocoder: Vocoder | None = None, manifest=None, split: str = "test",
                      per_voice: int = 8, gl_iters: int = 32, jobs: int | None = 1, max_seconds: float = 8.0,
                      reuse: dict | None = None, log=print) -> dict:
@@ -67,76 +133,30 @@ def evaluate_vocoder(vocoder: Vocoder | None = None, manifest=None, split: str =
         "utterances", ...}``; each group has ``wer`` per system, ``wer_ratio`` (to the recording),
         ``similarity`` and ``mel_l1`` (to the recording).
     """
-    from minicosy.judges import intelligibility, mel_l1, speaker_similarity
     from minicosy.data.manifest import manifest_root
     from minicosy.utils import DEFAULT_CORPUS_DIR
 
     vocoder = vocoder or Vocoder.from_pretrained()
     manifest = Path(manifest) if manifest is not None else DEFAULT_CORPUS_DIR / "manifest.jsonl"
     utts = _pick(manifest, split, per_voice)
-    root = manifest_root(manifest)
     old = {}
     if reuse is not None and reuse.get("griffin_lim_iters") == gl_iters:
         old = {r["id"]: r for r in reuse.get("utterances", [])}
     keep = [s for s in ("recording", "griffin_lim") if all(s in old.get(u.id, {}).get("wer", {}) for u in utts)]
     todo = [s for s in SYSTEMS if s not in keep]
-    rows, audio = [], []
     t0 = time.time()
-    for u in utts:
-        wav = load_audio(u.audio_path(root), 24000)[:int(max_seconds * 24000)]
-        mel = log_mel(wav)
-        a = {"recording": wav[:mel.shape[-1] * 480]}
-        if "griffin_lim" in todo:
-            a["griffin_lim"] = griffin_lim(mel, n_iter=gl_iters).numpy()
-        a["neural"] = vocoder(mel).cpu().numpy()
-        audio.append(a)
-        row = {"id": u.id, "voice": u.voice, "text": u.text, "held_out": u.voice in HELD_OUT,
-               "wer": {}, "hyp": {}, "sim": {}, "mel_l1": {}, "no_speech": []}
-        for s in keep:  # take over the earlier records of the baselines
-            for k in ("wer", "hyp", "sim", "mel_l1"):
-                if s in old[u.id].get(k, {}):
-                    row[k][s] = old[u.id][k][s]
-            row["words"] = old[u.id]["words"]
-            row["no_speech"] += [x for x in old[u.id].get("no_speech", []) if x == s]
-        rows.append(row)
+    rows, audio = _resynthesise(utts, manifest_root(manifest), vocoder, todo, keep, old, gl_iters, max_seconds)
     log(f"resynthesised {len(rows)} utterances in {time.time() - t0:.0f} s; judging {', '.join(todo)}"
         + (f" (reusing {', '.join(keep)})" if keep else ""))
     for s in todo:
-        intel = intelligibility([a[s] for a in audio], [r["text"] for r in rows], 24000, jobs=jobs)
-        for r, w, h, ref in zip(rows, intel["utterance_wer"], intel["hypotheses"], intel["references"]):
-            r["wer"][s], r["hyp"][s], r["words"] = w, h, len(ref.split())
-        if s != "recording":
-            for r, a in zip(rows, audio):
-                try:
-                    r["sim"][s] = speaker_similarity(a[s], a["recording"], 24000)
-                except ValueError:  # the judge's VAD found no speech at all: as dissimilar as it gets
-                    r["sim"][s] = 0.0
-                    r["no_speech"].append(s)
-                r["mel_l1"][s] = mel_l1(a[s], a["recording"], 24000)
+        _judge(rows, audio, s, jobs)
         log(f"judged {s} ({time.time() - t0:.0f} s)")
-
-    def summary(sel):
-        words = sum(r["words"] for r in sel)
-        out = {"utterances": len(sel)}
-        for s in SYSTEMS:
-            # corpus WER = Σ errors / Σ words (utterance WER × its words = its errors)
-            d = {"wer": round(sum(r["wer"][s] * r["words"] for r in sel) / max(words, 1), 4)}
-            if s != "recording":
-                d["similarity"] = round(float(np.mean([r["sim"][s] for r in sel])), 4)
-                d["mel_l1"] = round(float(np.mean([r["mel_l1"][s] for r in sel])), 4)
-                d["no_speech_for_judge"] = sum(s in r["no_speech"] for r in sel)
-            out[s] = d
-        rec = out["recording"]["wer"]
-        for s in ("griffin_lim", "neural"):
-            out[s]["wer_ratio"] = round(out[s]["wer"] / rec, 3) if rec > 0 else None
-        return out
-
     held = [r for r in rows if r["held_out"]]
     return {"split": split, "manifest": str(manifest), "per_voice": per_voice, "griffin_lim_iters": gl_iters,
             "checkpoint": vocoder.meta.get("training", {}),
-            "groups": {"train_voices": summary([r for r in rows if not r["held_out"]]),
-                       "held_out_voices": summary(held) if held else None, "all": summary(rows)},
-            "voices": {v: summary([r for r in rows if r["voice"] == v]) for v in sorted({r["voice"] for r in rows})},
+            "groups": {"train_voices": summarise([r for r in rows if not r["held_out"]]),
+                       "held_out_voices": summarise(held) if held else None, "all": summarise(rows)},
+            "voices": {v: summarise([r for r in rows if r["voice"] == v]) for v in sorted({r["voice"] for r in rows})},
             "utterances": rows, "seconds": round(time.time() - t0, 1)}
 
 
