@@ -30,6 +30,7 @@ CLI_MODULES = (
     "minicosy.speech_tokenizer.evaluate",
     "minicosy.speech_tokenizer.corpus_tokens",
     "minicosy.lm.train",
+    "minicosy.lm.evaluate",
     "minicosy.flow.train",
     "minicosy.vocoder.train",
     "minicosy.vocoder.evaluate",

@@ -27,7 +27,7 @@ def model():
 def test_tiny_preset_size_and_head_layout():
     m = TextSpeechLM(LMConfig.tiny())
     n = m.num_parameters()
-    assert 3.5e6 < n < 5e6, n  # DESIGN.md §5: 4 × 256 ≈ 4.2 M
+    assert 3.5e6 < n < 5e6, n  # docs/paper_vs_code.md §5: 4 × 256 ≈ 4.2 M
     assert m.head.out_features == 243 + 3 and (m.eos, m.fill) == (243, 245)
     assert m.text_embedding.num_embeddings == CharTokenizer().vocab_size
     assert m.speech_embedding.num_embeddings == 243

@@ -49,7 +49,7 @@ from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_ever
 
 @dataclass
 class TrainConfig:
-    batch_tokens: int = 2560  # padded positions per batch (≈ 16 × 160, DESIGN.md §5)
+    batch_tokens: int = 2560  # padded positions per batch (≈ 16 × 160, docs/paper_vs_code.md §5)
     lr: float = 1e-3
     weight_decay: float = 0.1
     warmup: int = 200

@@ -3,7 +3,7 @@
 Stage: text front end of the text-speech LM (CosyVoice 2 §2.2–2.3). The paper feeds BPE tokens
 to the LM; the paper preset keeps :class:`minicosy.text.tokenizer.TextTokenizer` (with its CJK
 masking). On a few hours of speech, though, a BPE id is seen too rarely to learn how it sounds:
-the probe of DESIGN.md §5 (same 4 × 256 LM, same data and budget) read its generated tokens back
+the probe of docs/paper_vs_code.md §5 (same 4 × 256 LM, same data and budget) read its generated tokens back
 at 65% CER with BPE text and 34% with characters.
 
 # simplification: the tiny preset reads *characters* (a documented departure from the paper).
