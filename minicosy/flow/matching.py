@@ -6,7 +6,7 @@ Training never integrates anything: for a random ``t`` it builds the point ``x_t
 ("optimal-transport") path between a noise sample and a data sample and regresses the network on
 the path's velocity. Inference integrates ``dx/dt = v(x, t)`` from noise with a few Euler steps::
 
-      X0 ~ N(0, I)  ──────── φ_t = (1 − (1 − σ)t)·X0 + t·X1 ────────▶  X1 (mel)
+      X0 ~ N(0, I)  ───── φ_t = (1 − (1 − σ)t)·X0 + t·X1 ─────▶  X1 (mel)
                     velocity  u_t = dφ_t/dt = X1 − (1 − σ)·X0  (constant along the line)
 
 * :func:`conditional_flow` — ``(x_t, u_t)`` for training [CV2 Eq. 3];

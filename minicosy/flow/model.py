@@ -4,8 +4,8 @@ Stage: flow matching (DESIGN.md §1–2), CosyVoice 2 §2.4, Eq. 3, Fig. 2.
 
 ::
 
-    tokens (T) ─▶ embed ─▶ lookahead conv ─▶ causal blocks ─▶ ×2 upsample ─▶ causal blocks ─▶ mu (80, 2T)
-                           (sees P future                    (25 → 50 Hz)
+    tokens (T) ─▶ embed ─▶ lookahead conv ─▶ causal blocks ─▶ ×2 upsample ─▶ causal blocks ─▶ mu
+                           (sees P future                    (25 → 50 Hz)                     (80, 2T)
                             tokens)
     x_t, mu, speaker, cond ─▶ estimator: causal convs + chunk-masked attention, time t ─▶ v (80, 2T)
 
@@ -85,7 +85,8 @@ class FlowConfig:
 
     @classmethod
     def paper(cls) -> "FlowConfig":
-        """Close to the published sizes (~100 M parameters); constructed, not trained here."""
+        """The published widths (encoder 512 × 6 + 4 blocks, estimator 256), ~54 M parameters;
+        constructed, not trained here."""
         return cls()
 
     @classmethod
@@ -366,7 +367,8 @@ class ChunkAwareFlow(nn.Module):
         cfg = self.cfg
         tokens = self.check_tokens(tokens, allow_empty=allow_empty)
         if (prompt_tokens is None) != (prompt_mel is None):
-            raise ValueError("give both prompt_tokens and prompt_mel (the prompt's tokens and its log-mel), or neither.")
+            raise ValueError("give both prompt_tokens and prompt_mel (the prompt's tokens and its log-mel), "
+                             "or neither.")
         prompt = torch.zeros(1, cfg.n_mels, 0, device=self.device)
         ptok = tokens[:, :0]
         if prompt_tokens is not None:
@@ -466,7 +468,7 @@ class ChunkAwareFlow(nn.Module):
         delta = None
         if half == "auto":
             probe = ChunkAwareFlow(self.cfg).eval()
-            probe.load_state_dict({k: v.half().float() if k not in ("mel_mean", "mel_std") else v for k, v in sd.items()})
+            probe.load_state_dict({k: v if k in ("mel_mean", "mel_std") else v.half().float() for k, v in sd.items()})
             ref = ChunkAwareFlow(self.cfg).eval()
             ref.load_state_dict(sd)
             toks = torch.randint(0, self.cfg.vocab_size, (50,), generator=torch.Generator().manual_seed(0))

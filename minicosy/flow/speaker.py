@@ -5,7 +5,7 @@ The official system takes a 192-d CAM++ x-vector from a model trained on thousan
 feeds it to the flow (L2-normalise → linear → 80), never to the LM. No such model can be downloaded
 here, so minicosy trains its own, x-vector style, on the corpus's voices::
 
-    mel (80, F) ─▶ conv 5 ─▶ dilated residual convs (TDNN) ─▶ mean ‖ std over time ─▶ linear ─▶ e / ‖e‖
+    mel (80, F) ─▶ conv 5 ─▶ dilated residual convs (TDNN) ─▶ mean ‖ std over time ─▶ linear ─▶ e/‖e‖
 
 It is trained by classifying the train voices *and their pseudo-speakers* (``flite_awb_p+2`` is a
 class of its own: a pitch-shifted copy is, to a listener, another person), with an additive-margin
@@ -93,7 +93,8 @@ class SpeakerEncoder(nn.Module):
         self.drop = nn.Dropout(self.cfg.dropout)
         self.emb = nn.Linear(2 * c, self.cfg.emb_dim)
         # the classes' directions on the sphere (training only)
-        self.head = nn.Parameter(torch.randn(self.cfg.n_speakers, self.cfg.emb_dim) * 0.1) if self.cfg.n_speakers else None
+        n = self.cfg.n_speakers
+        self.head = nn.Parameter(torch.randn(n, self.cfg.emb_dim) * 0.1) if n else None
         self.voices = list(voices or [])  # class index → voice id
         self.meta: dict = {}
 
@@ -132,7 +133,7 @@ class SpeakerEncoder(nn.Module):
 
     @torch.inference_mode()
     def embed(self, mel) -> torch.Tensor:
-        """One utterance's log-mel ``(n_mels, F)`` (or a batch ``(B, n_mels, F)``) → ``(emb_dim,)`` / ``(B, emb_dim)``.
+        """One utterance's log-mel ``(n_mels, F)`` → ``(emb_dim,)``; a batch ``(B, n_mels, F)`` → ``(B, emb_dim)``.
 
         Raises:
             ValueError: wrong number of mel bins, fewer than 10 frames, or NaN/Inf.
@@ -207,12 +208,14 @@ def centroids(emb: torch.Tensor, voices: list[str]) -> dict[str, torch.Tensor]:
             for v in sorted(set(voices))}
 
 
-def speaker_report(model: "SpeakerEncoder", enroll: list[dict], test: list[dict]) -> dict:
+def speaker_report(model: "SpeakerEncoder", enroll: list[dict], test: list[dict], heldout=None) -> dict:
     """Nearest-centroid speaker ID and held-out voices' similarity to the train voices.
 
     Args:
         enroll: utterances of the train voices (``[{voice, mel}]``) that define the centroids.
-        test: other utterances; those of enrolled voices are identified, the others are held out.
+        test: other utterances; those of enrolled voices are identified.
+        heldout: voices of ``test`` to measure against the train centroids (default: every voice
+            that is not enrolled); other voices are ignored.
 
     Returns:
         ``{"speaker_id_accuracy", "n_test", "confusions": {true: {predicted: n}},
@@ -232,16 +235,16 @@ def speaker_report(model: "SpeakerEncoder", enroll: list[dict], test: list[dict]
             if pred != d["voice"]:
                 confusions.setdefault(d["voice"], {}).setdefault(pred, 0)
                 confusions[d["voice"]][pred] += 1
-        else:
+        elif heldout is None or d["voice"] in heldout:
             held.setdefault(d["voice"], []).append(row)
-    heldout = {}
+    report = {}
     for v, rows in sorted(held.items()):
         mean = torch.stack(rows).mean(0)
         k = int(mean.argmax())
-        heldout[v] = {"nearest": names[k], "cosine_to_nearest": round(float(mean[k]), 4),
+        report[v] = {"nearest": names[k], "cosine_to_nearest": round(float(mean[k]), 4),
                       "cosine": {w: round(float(c), 4) for w, c in zip(names, mean)}}
     return {"speaker_id_accuracy": correct / n if n else float("nan"), "n_test": n,
-            "confusions": confusions, "heldout": heldout}
+            "confusions": confusions, "heldout": report}
 
 
 def _stem(path: str | Path) -> Path:

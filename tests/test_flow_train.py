@@ -1,0 +1,151 @@
+"""Tests for minicosy.flow.train: the training batch (masks, prompt, dropout, loss mask), the loss
+falling on one batch, a few real training steps on a corpus made from the fixtures (token cache,
+mel cache, validation, resume, export), and the CLI."""
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from minicosy.data.manifest import read_manifest, write_manifest
+from minicosy.flow.model import ChunkAwareFlow, FlowConfig
+from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder
+from minicosy.flow.train import (FlowTrainConfig, attach_tokens, flow_loss, is_heldout, load_mels, make_batches,
+                                 make_inputs, train_flow)
+from minicosy.utils import FIXTURES_DIR
+
+
+def micro(**kw):
+    base = dict(d_enc=48, enc_heads=2, enc_pre_layers=1, enc_post_layers=1, d_est=48, est_heads=2, est_layers=2,
+                time_dim=16, spk_dim=8, dropout=0.0, chunk_tokens=4, lookahead=2, max_frames=1000)
+    return FlowConfig.tiny(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The committed fixtures as a corpus of their own (absolute audio paths, a writable cache/)."""
+    root = tmp_path_factory.mktemp("flowcorpus")
+    rows = read_manifest(FIXTURES_DIR / "manifest.jsonl")
+    for u in rows:
+        u.path = str(u.audio_path(FIXTURES_DIR))
+    write_manifest(root / "manifest.jsonl", rows)
+    return root
+
+
+@pytest.fixture(scope="module")
+def items(corpus):
+    g = torch.Generator().manual_seed(0)
+    data = load_mels(corpus / "manifest.jsonl", "train")
+    tokens = {d["id"]: torch.randint(0, 243, (d["mel"].shape[1] // 2 + 1,), generator=g) for d in data}
+    data = attach_tokens(data, tokens, 243)
+    for d in data:
+        d["spk"] = torch.nn.functional.normalize(torch.randn(8, generator=g), dim=0)
+    return data
+
+
+def test_load_mels_caches_and_attach_tokens(corpus, items):
+    assert (corpus / "cache").is_dir() and list((corpus / "cache").glob("flowmel24k_train_*.pt"))
+    again = load_mels(corpus / "manifest.jsonl", "train")  # from the cache
+    assert [d["id"] for d in again] == [d["id"] for d in items]
+    for d in items:
+        assert d["mel"].shape == (80, 2 * d["tokens"].numel())
+    with pytest.raises(ValueError, match="vocab_size"):
+        attach_tokens(again[:1], {again[0]["id"]: torch.tensor([5, 300, 2])}, 243)
+    assert attach_tokens(again[:1], {}, 243) == []  # no tokens: skipped
+
+
+def test_make_batches():
+    lengths = [5, 50, 7, 48, 6, 52]
+    batches = make_batches(lengths, 110, seed=0)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert all(max(lengths[i] for i in b) * len(b) <= 110 for b in batches)
+    assert batches == make_batches(lengths, 110, seed=0) and batches != make_batches(lengths, 1000, seed=0)
+
+
+def test_make_inputs(items):
+    torch.manual_seed(0)
+    model = ChunkAwareFlow(micro()).eval()
+    rng = torch.random.get_rng_state()
+    tc = FlowTrainConfig(p_prompt=1.0, cfg_drop=0.5)
+    inp = make_inputs(model, items[:6], tc, torch.Generator().manual_seed(0))
+    assert torch.equal(torch.random.get_rng_state(), rng)
+    B, T = 6, int(inp["lengths"].max())
+    assert inp["tokens"].shape == (B, T) and inp["x_t"].shape == (B, 80, 2 * T) and inp["mask"].shape == (B, T, T)
+    for b in range(B):
+        L = int(inp["lengths"][b])
+        lm = inp["loss_mask"][b, 0]
+        n_p = int((~lm[: 2 * L]).sum()) // 2  # prompt tokens: the first frames carry no loss
+        assert not lm[2 * L:].any() and lm[2 * n_p: 2 * L].all()
+        assert n_p <= 0.3 * L
+        assert not inp["cond"][b, :, 2 * n_p:].any()  # cond is the prompt mel, zeros elsewhere
+        assert not inp["mask"][b, :, L:].any()  # padded keys hidden
+        assert inp["mask"][b, :n_p, :n_p].all()  # the prompt is the chunk mask's first block
+    assert 0 <= float(inp["t"].min()) and float(inp["t"].max()) <= 1
+    loss = flow_loss(model, inp)
+    assert loss.dim() == 0 and torch.isfinite(loss)
+
+
+def test_flow_overfits_one_batch(items):
+    torch.manual_seed(0)
+    model = ChunkAwareFlow(micro())
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    tc = FlowTrainConfig()
+    losses = []
+    for _ in range(40):
+        inp = make_inputs(model, items[:4], tc, torch.Generator().manual_seed(0))  # the same draws every step
+        loss = flow_loss(model, inp)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.35 * losses[0], losses[::5]
+
+
+def test_train_flow_resume_export(corpus, tmp_path):
+    from minicosy.speech_tokenizer.corpus_tokens import build_token_cache
+    from minicosy.speech_tokenizer.model import SpeechTokenizer
+
+    build_token_cache(corpus, progress=False)  # the real path: tokens from the committed tokenizer
+    cfg = micro(vocab_size=SpeechTokenizer.from_pretrained(device="cpu").codebook_size)
+    torch.manual_seed(0)
+    spk = SpeakerEncoder(SpeakerConfig.tiny(emb_dim=8, channels=16))
+    tc = FlowTrainConfig(max_steps=3, eval_every=2, ckpt_every=2, batch_frames=500, n_valid=4, warmup=2)
+    run = tmp_path / "run"
+    model = train_flow(cfg, tc, corpus / "manifest.jsonl", run, speaker=spk, device="cpu", progress=False,
+                       log=lambda m: None)
+    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [2, 3] and all(r["valid_loss"] > 0 for r in rows)
+    assert float(model.mel_std.min()) > 0 and float(model.mel_mean.mean()) < -1  # log-mel stats were measured
+    tc.max_steps = 5
+    train_flow(cfg, tc, corpus / "manifest.jsonl", run, speaker=spk, device="cpu", resume=True, progress=False,
+               log=lambda m: None, export=tmp_path / "export" / "flow")
+    saved = torch.load(run / "ckpt.pt", weights_only=False)
+    assert saved["state"]["step"] == 5
+    loaded = ChunkAwareFlow.from_pretrained(tmp_path / "export", device="cpu")
+    meta = json.loads((tmp_path / "export" / "flow.json").read_text())
+    assert meta["trained"]["steps"] == 5 and meta["dtype"] in ("fp16", "fp32")
+    assert loaded.inference(torch.arange(8), n_steps=2).shape == (80, 16)
+    with pytest.raises(ValueError, match="another config"):
+        train_flow(micro(vocab_size=cfg.vocab_size, d_est=32), tc, corpus / "manifest.jsonl", run, speaker=spk,
+                   device="cpu", resume=True, progress=False, log=lambda m: None)
+    with pytest.raises(ValueError, match="speaker encoder gives"):
+        train_flow(micro(spk_dim=16), tc, corpus / "manifest.jsonl", tmp_path / "r2", speaker=spk, device="cpu",
+                   progress=False, log=lambda m: None)
+
+
+def test_heldout_voices_never_train():
+    assert is_heldout("mbrola_us3") and is_heldout("pico_en_gb") and not is_heldout("flite_awb_p+2")
+    assert not is_heldout("flite_slt")
+
+
+def test_cli_registers_flow_and_speaker():
+    from minicosy.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "flow", "--preset", "tiny", "--corpus", "c", "--out", "o", "--resume",
+                              "--max-steps", "7", "--max-minutes", "1.5", "--threads", "2", "--device", "cpu",
+                              "--export", "e"])
+    assert (args.max_steps, args.max_minutes, args.threads, args.resume, args.export) == (7, 1.5, 2, True, "e")
+    args = parser.parse_args(["train", "speaker", "--max-steps", "3"])
+    assert args.max_steps == 3 and args.preset == "tiny" and callable(args.func)
