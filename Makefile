@@ -35,6 +35,7 @@ corpus: $(STAMP)
 	$(PY) -m minicosy data build
 
 benchmarks: $(STAMP)
+	$(PY) benchmarks/import_time.py
 	$(PY) benchmarks/frontend.py
 	$(PY) benchmarks/speech_tokenizer.py
 	$(PY) benchmarks/vocoder.py

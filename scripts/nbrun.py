@@ -1,6 +1,6 @@
 """Execute notebooks in place, keeping outputs and execution counts (``make notebooks``).
 
-    python -m scripts.nbrun notebooks/*.ipynb
+    python scripts/nbrun.py notebooks/*.ipynb
 
 Each notebook runs with its folder as the working directory (as Jupyter does), in the current
 Python environment, and the wall time is printed: the house rule is ≤ 90 s on 2 CPU cores in the
