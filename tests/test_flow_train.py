@@ -19,7 +19,7 @@ from minicosy.utils import FIXTURES_DIR
 def micro(**kw):
     base = dict(d_enc=48, enc_heads=2, enc_pre_layers=1, enc_post_layers=1, d_est=48, est_heads=2, est_layers=2,
                 time_dim=16, spk_dim=8, dropout=0.0, chunk_tokens=4, lookahead=2, max_frames=1000)
-    return FlowConfig.tiny(**{**base, **kw})
+    return FlowConfig.tiny(**{**base, "vocab_size": 243, **kw})
 
 
 @pytest.fixture(scope="module")

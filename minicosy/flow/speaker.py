@@ -87,6 +87,7 @@ class SpeakerEncoder(nn.Module):
         c = self.cfg.channels
         self.register_buffer("mel_mean", torch.zeros(self.cfg.n_mels))
         self.register_buffer("mel_std", torch.ones(self.cfg.n_mels))
+        # simplification: a few dilated convs + statistics pooling, not CAM++'s dense TDNN with context masks
         self.front = nn.Conv1d(self.cfg.n_mels, c, 5, padding=2)
         self.convs = nn.ModuleList(nn.Conv1d(c, c, 3, dilation=d, padding=d) for d in self.cfg.dilations)
         self.norms = nn.ModuleList(nn.LayerNorm(c) for _ in self.cfg.dilations)

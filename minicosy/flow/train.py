@@ -179,6 +179,7 @@ def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, g
         # the paper's four masks, one drawn per utterance: non-causal, full-causal, chunk-M, chunk-2M
         kind, C = [("non_causal", None), ("full_causal", None), ("chunk", M), ("chunk", 2 * M)][
             int(torch.randint(0, 4, (), generator=gen))]
+        # minicosy: the prompt is the chunk grid's first block, as at inference (official: grid from frame 0)
         masks.append(attention_mask(kind, T, C, prefix=p))
         n_prompt.append(p)
     frames = torch.arange(up * T)[None, :]
@@ -207,7 +208,10 @@ def flow_loss(model: ChunkAwareFlow, inputs: dict, loss: str = "mse") -> torch.T
 
 
 def speaker_vectors(encoder: SpeakerEncoder, data: list[dict], batch: int = 32) -> None:
-    """Add ``spk`` (the utterance's own speaker vector, as the official recipe) to every item."""
+    """Add ``spk`` (the utterance's own speaker vector, as the official recipe) to every item.
+
+    The encoder is frozen, so the vectors are computed once, before training.
+    """
     encoder.eval()
     with torch.inference_mode():
         for i in range(0, len(data), batch):
@@ -472,6 +476,7 @@ def _manifest(corpus) -> Path:
 
 
 def _flow_cmd(args) -> int:
+    from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
     from minicosy.speech_tokenizer.model import SpeechTokenizer
 
     torch.set_num_threads(args.threads)
@@ -483,7 +488,8 @@ def _flow_cmd(args) -> int:
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "flow")
     out = args.out or (REPO_ROOT / "runs" / f"flow_{args.preset}")
     speaker = args.speaker or (REPO_ROOT / "data" / "pretrained" / args.preset / "speaker")
-    train_flow(cfg, tc, _manifest(args.corpus), out, speaker=speaker, device=args.device, resume=args.resume,
+    tokens = load_token_cache(manifest_root(_manifest(args.corpus)), args.tokenizer)  # refused if made by another
+    train_flow(cfg, tc, _manifest(args.corpus), out, speaker=speaker, tokens=tokens, device=args.device, resume=args.resume,
                export=export, progress=not args.no_progress)
     return 0
 
