@@ -143,8 +143,8 @@ class SpeakerEncoder(nn.Module):
         single = mel.dim() == 2
         mel = mel[None] if single else mel
         if mel.dim() != 3 or mel.shape[1] != self.cfg.n_mels:
-            raise ValueError(f"speaker encoder: expected a ({self.cfg.n_mels}, frames) log-mel, got "
-                             f"{tuple(torch.as_tensor(mel).shape)[-2:] if mel.dim() >= 2 else tuple(mel.shape)}.")
+            raise ValueError(f"speaker encoder: expected a ({self.cfg.n_mels}, frames) log-mel, got shape "
+                             f"{tuple(mel.shape)}.")
         if mel.shape[2] < 10 or not mel.is_floating_point() or not bool(torch.isfinite(mel).all()):
             raise ValueError("speaker encoder: need at least 10 finite floating-point frames (0.2 s).")
         was = self.training

@@ -32,6 +32,7 @@ References:
 
 from __future__ import annotations
 
+import time
 from typing import Iterable, Iterator
 
 import torch
@@ -94,8 +95,6 @@ class FlowStream:
         return m.solve(x0, mu, self.spk, cond, None, self.n_steps, self.guidance, self.step_caches)
 
     def _run(self, final: bool) -> torch.Tensor:
-        import time
-
         was = self.model.training
         self.model.eval()
         out = []
