@@ -8,6 +8,8 @@ Stages, one folder each, in pipeline order (each matches a notebook):
     data/              corpus build, loaders, manifest                     notebook 00
     text/              normalisation, the BPE text tokenizer              notebook 00
     speech_tokenizer/  16 kHz speech → 25 Hz FSQ tokens                   notebook 01
+    lm/                text (+ prompt tokens) → 25 Hz speech tokens       notebook 02
+    flow/              speech tokens + prompt mel + speaker → 50 Hz mel   notebooks 03, 04
     vocoder/           80-bin log-mel (50 Hz) → 24 kHz waveform           notebook 05
 """
 
@@ -31,6 +33,15 @@ _PUBLIC = {
     "SpeechTokenizer": "minicosy.speech_tokenizer.model",
     "Vocoder": "minicosy.vocoder.hift",
     "griffin_lim": "minicosy.vocoder.griffinlim",
+    "CharTokenizer": "minicosy.text.chars",
+    "build_sequence": "minicosy.lm.sequence",
+    "LMConfig": "minicosy.lm.model",
+    "TextSpeechLM": "minicosy.lm.model",
+    "attention_mask": "minicosy.flow.masks",
+    "conditional_flow": "minicosy.flow.matching",
+    "FlowConfig": "minicosy.flow.model",
+    "ChunkAwareFlow": "minicosy.flow.model",
+    "SpeakerEncoder": "minicosy.flow.speaker",
 }
 
 __all__ = sorted(_PUBLIC)

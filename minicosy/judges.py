@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import warnings
 from collections import defaultdict

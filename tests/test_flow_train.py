@@ -3,7 +3,6 @@ falling on one batch, a few real training steps on a corpus made from the fixtur
 mel cache, validation, resume, export), and the CLI."""
 
 import json
-import shutil
 
 import pytest
 import torch

@@ -2,7 +2,7 @@
 
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
-    0  base       minicosy.config, .audio, .utils, .nn
+    0  base       minicosy.config, .audio, .utils, .nn, .training
     1  data/text  minicosy.data.*, minicosy.text.*
     2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
                   .griffinlim, lm.*, flow.*), and minicosy.judges
@@ -27,7 +27,7 @@ PKG = REPO_ROOT / "minicosy"
 STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
 TRAINING = {"train", "evaluate", "corpus_tokens"}
 TOP = {"minicosy.pipeline", "minicosy.demo", "minicosy.cli", "minicosy.__main__"}
-BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn"}
+BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training"}
 
 
 def layer(module: str) -> int:
@@ -154,8 +154,15 @@ def test_import_minicosy_is_lazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0, out.stderr
     for name in ("TTSConfig", "load_audio", "log_mel", "TextTokenizer", "FSQ", "SpeechTokenizer", "Vocoder",
-                 "griffin_lim"):
+                 "griffin_lim", "build_sequence", "attention_mask", "conditional_flow"):
         assert name in out.stdout.split()
+
+
+def test_every_public_name_resolves():
+    import minicosy
+
+    for name in minicosy.__all__:
+        assert getattr(minicosy, name) is not None, name
 
 
 def test_unknown_public_name_is_an_attribute_error():

@@ -52,7 +52,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minicosy.flow.masks import attention_mask, upsample_mask, with_padding
+from minicosy.flow.masks import attention_mask, upsample_mask
 from minicosy.flow.matching import GUIDANCE, N_STEPS, FixedNoise, euler_solve, guided_velocity
 from minicosy.nn import Block
 from minicosy.utils import REPO_ROOT

@@ -50,8 +50,9 @@ import torch.nn.functional as F
 from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.flow.masks import attention_mask, with_padding
 from minicosy.flow.matching import conditional_flow
-from minicosy.flow.model import ChunkAwareFlow, FlowConfig, PRETRAINED_DIR, align_tokens_and_frames
+from minicosy.flow.model import ChunkAwareFlow, FlowConfig, align_tokens_and_frames
 from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, speaker_report
+from minicosy.training import length_batches, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
@@ -103,30 +104,8 @@ def attach_tokens(data: list[dict], tokens: dict, vocab_size: int, up: int = 2) 
     return out
 
 
-def make_batches(lengths: list[int], batch_frames: int, seed: int) -> list[list[int]]:
-    """Indices grouped by similar length, at most ``batch_frames`` padded frames a batch, in a
-    ``seed``-shuffled order (deterministic, so a run can resume mid-epoch)."""
-    rng = random.Random(seed)
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
-    batches, cur, longest = [], [], 0
-    for i in order:
-        if cur and max(longest, lengths[i]) * (len(cur) + 1) > batch_frames:
-            batches.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, lengths[i])
-    if cur:
-        batches.append(cur)
-    rng.shuffle(batches)
-    return batches
-
-
-def lr_at(step: int, lr: float, warmup: int, max_steps: int, max_minutes: float, elapsed_s: float) -> float:
-    """Linear warm-up, then cosine decay to 10% at ``max_steps`` or ``max_minutes``, whichever comes first."""
-    if step < warmup:
-        return lr * (step + 1) / warmup
-    p = min(1.0, max((step - warmup) / max(1, max_steps - warmup), elapsed_s / (60 * max_minutes)))
-    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+make_batches = length_batches  # at most ``batch_frames`` padded frames a batch (minicosy.training)
+lr_at = warmup_cosine  # warm-up + cosine to 10 % at max_steps or max_minutes (minicosy.training)
 
 
 # ----------------------------------------------------------------------------- flow

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import random
 import sys
 import time
@@ -44,6 +43,7 @@ from minicosy.data.manifest import read_manifest
 from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.lm.sequence import build_sequence, to_tensors, use_streaming
 from minicosy.text.chars import CharTokenizer
+from minicosy.training import length_batches, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
 
 
@@ -86,30 +86,12 @@ def make_example(d: dict, tokenizer: CharTokenizer, cfg: LMConfig, rng: random.R
     return build_sequence(text, d["speech"], streaming, cfg.mix_n, cfg.mix_m)
 
 
-def make_batches(lengths: list[int], batch_tokens: int, seed: int) -> list[list[int]]:
-    """Bucket by length into batches of at most ``batch_tokens`` padded positions, shuffled by ``seed``."""
-    rng = random.Random(seed)
-    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
-    batches, cur, longest = [], [], 0
-    for i in order:
-        if cur and max(longest, lengths[i]) * (len(cur) + 1) > batch_tokens:
-            batches.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, lengths[i])
-    if cur:
-        batches.append(cur)
-    rng.shuffle(batches)
-    return batches
+make_batches = length_batches  # batches of at most ``batch_tokens`` padded positions
 
 
 def lr_at(step: int, tc: TrainConfig, elapsed_s: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 10% at ``max_steps`` or ``max_minutes`` (first reached)."""
-    if step < tc.warmup:
-        return tc.lr * (step + 1) / tc.warmup
-    p = min(1.0, max((step - tc.warmup) / max(1, tc.max_steps - tc.warmup), elapsed_s / (60 * tc.max_minutes)))
-    # lr = lr_min + (lr_max − lr_min)·½(1 + cos πp),  lr_min = 0.1·lr_max
-    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    """Warm-up + cosine (:func:`minicosy.training.warmup_cosine`) with this trainer's budgets."""
+    return warmup_cosine(step, tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, elapsed_s)
 
 
 def fixed_examples(data: list[dict], tokenizer, cfg: LMConfig, tc: TrainConfig) -> list[tuple[list, list]]:

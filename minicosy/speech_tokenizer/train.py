@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import math
 import random
 import sys
 import time
@@ -48,9 +47,10 @@ import torch
 from minicosy import judges
 from minicosy.speech_tokenizer.fsq import codebook_usage
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.speech_tokenizer.model import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig,
+from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig,
                                              ctc_greedy_decode, text_to_ids)
 from minicosy.text.normalize import normalize_transcript
+from minicosy.training import length_batches, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
@@ -90,22 +90,8 @@ def load_split(manifest, split: str, cache_dir: str | Path | None = "auto", voic
 
 
 def make_batches(data: list[dict], batch_frames: int, seed: int) -> list[list[int]]:
-    """Group utterances of similar length into batches of at most ``batch_frames`` padded frames,
-    in an order shuffled by ``seed`` (deterministic, so training can resume mid-epoch)."""
-    rng = random.Random(seed)
-    order = sorted(range(len(data)), key=lambda i: (data[i]["feats"].shape[1], rng.random()))
-    batches, cur, longest = [], [], 0
-    for i in order:
-        n = data[i]["feats"].shape[1]
-        if cur and max(longest, n) * (len(cur) + 1) > batch_frames:
-            batches.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, n)
-    if cur:
-        batches.append(cur)
-    rng.shuffle(batches)
-    return batches
+    """Length-bucketed batches of at most ``batch_frames`` padded frames (:func:`minicosy.training.length_batches`)."""
+    return length_batches([d["feats"].shape[1] for d in data], batch_frames, seed)
 
 
 def spec_augment(x: torch.Tensor, lengths: torch.Tensor, gen: torch.Generator, n_freq: int = 2, freq_w: int = 10,
@@ -214,12 +200,8 @@ class TrainConfig:
 
 
 def lr_at(step: int, tc: TrainConfig, elapsed_s: float = 0.0) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak at ``max_steps`` — or at
-    ``max_minutes``, whichever budget runs out first (so a time-capped run still anneals)."""
-    if step < tc.warmup:
-        return tc.lr * (step + 1) / tc.warmup
-    p = min(1.0, max((step - tc.warmup) / max(1, tc.max_steps - tc.warmup), elapsed_s / (60 * tc.max_minutes)))
-    return tc.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+    """Warm-up + cosine (:func:`minicosy.training.warmup_cosine`) with this trainer's budgets."""
+    return warmup_cosine(step, tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, elapsed_s)
 
 
 def augment(raw: list[torch.Tensor], tc: TrainConfig, gen: torch.Generator) -> list[torch.Tensor]:

@@ -1,0 +1,54 @@
+"""Pieces every trainer shares: length-bucketed batches and the warm-up + cosine learning rate.
+
+The speech tokenizer, the LM and the flow all train on utterances of very different lengths on a
+small CPU budget, so they batch the same way (sort by length, fill a budget of padded positions,
+shuffle the batches with a seed, so a run can resume mid-epoch and get the same batches) and decay
+their learning rate the same way (linear warm-up, then a cosine to 10 % of the peak that follows
+whichever budget — steps or wall-clock minutes — runs out first, so a time-capped run still anneals).
+
+References:
+    [1] Loshchilov & Hutter, "SGDR: Stochastic Gradient Descent with Warm Restarts", arXiv 1608.03983.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+
+def length_batches(lengths: list[int], budget: int, seed: int) -> list[list[int]]:
+    """Indices grouped into batches of similar length, each at most ``budget`` padded positions.
+
+    Args:
+        lengths: one length per example (frames, tokens, ...).
+        budget: ``max(length in batch) × batch size`` stays ≤ ``budget`` (a longer example alone
+            makes a batch of one).
+        seed: ties and the batch order are shuffled with it (deterministic).
+    """
+    rng = random.Random(seed)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    batches, cur, longest = [], [], 0
+    for i in order:
+        if cur and max(longest, lengths[i]) * (len(cur) + 1) > budget:
+            batches.append(cur)
+            cur, longest = [], 0
+        cur.append(i)
+        longest = max(longest, lengths[i])
+    if cur:
+        batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def warmup_cosine(step: int, lr: float, warmup: int, max_steps: int, max_minutes: float,
+                  elapsed_s: float = 0.0, floor: float = 0.1) -> float:
+    """Learning rate at ``step``: linear warm-up over ``warmup`` steps, then a cosine decay.
+
+    The decay's progress ``p`` is the larger of the step fraction and the time fraction, so the
+    rate reaches ``floor · lr`` when either budget is spent.
+    """
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    p = min(1.0, max((step - warmup) / max(1, max_steps - warmup), elapsed_s / (60 * max_minutes)))
+    # lr_t = lr_min + (lr − lr_min)·½(1 + cos πp),  lr_min = floor·lr   [SGDR Eq. 5]
+    return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
