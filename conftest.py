@@ -14,7 +14,7 @@ import shutil
 
 import pytest
 
-ENGINE_BINARIES = ("flite", "text2wave", "espeak-ng", "mbrola", "sox")
+ENGINE_BINARIES = ("flite", "text2wave", "espeak-ng", "mbrola", "RHVoice-test", "pico2wave", "sox")
 
 
 def pytest_collectstart(collector):

@@ -15,7 +15,7 @@ from minicosy.data.corpus import (DEFAULT_VARIANTS, HELDOUT_VOICES, TRAIN_VOICES
 from minicosy.data.manifest import read_manifest
 from minicosy.utils import FIXTURES_DIR
 
-ENGINES = all(shutil.which(b) for b in ("flite", "text2wave", "espeak-ng", "sox"))
+ENGINES = all(shutil.which(b) for b in ("flite", "text2wave", "espeak-ng", "RHVoice-test", "pico2wave", "sox"))
 
 
 def _base(voice: str) -> str:
