@@ -142,12 +142,19 @@ def _eval_cmd(args) -> int:
     rel = lambda p: str(Path(p).resolve().relative_to(REPO_ROOT) if Path(p).resolve().is_relative_to(REPO_ROOT)  # noqa: E731
                         else p)
     report = {"corpus": rel(manifest), "split": args.split, "results": {}}
-    for p in paths:
+    names = args.name or []
+    if names and len(names) != len(paths):
+        raise ValueError(f"{len(names)} --name for {len(paths)} --checkpoint: give one name per checkpoint.")
+    for k, p in enumerate(paths):
         model = SpeechTokenizer.from_pretrained(p, device=args.device)
         r = evaluate_tokenizer(model, manifest, args.split)
         r["checkpoint"] = rel(p)
-        report["results"][model.cfg.label] = r
-        print(f"{model.cfg.label}: utilisation {r['utilisation']:.3f} ({r['codes_used']}/{r['codebook_size']}), "
+        r["trained"] = {k2: model.meta.get("trained", {}).get(k2) for k2 in ("steps", "minutes", "train_utterances")}
+        name = names[k] if names else model.cfg.label
+        if name in report["results"]:
+            raise ValueError(f"two checkpoints would both be reported as {name!r}: name them with --name.")
+        report["results"][name] = r
+        print(f"{name} ({model.cfg.label}): utilisation {r['utilisation']:.3f} ({r['codes_used']}/{r['codebook_size']}), "
               f"perplexity {r['perplexity']:.1f}, CER train voices {r['cer_train_voices']:.3f}, held-out "
               f"{r['cer_heldout_voices']:.3f}, speaker probe tokens {r['speaker_probe']['tokens']:.3f} vs mel "
               f"{r['speaker_probe']['mel']:.3f} (chance {r['speaker_probe']['chance']:.3f})")
@@ -169,6 +176,8 @@ def _eval_cmd(args) -> int:
 def register_cli(groups) -> None:
     e = groups["eval"].add_parser("tokenizer", help="codebook use, CER and speaker probe of trained tokenizers")
     e.add_argument("--checkpoint", action="append", default=None, help="tokenizer stem(s); default: tiny FSQ + VQ")
+    e.add_argument("--name", action="append", default=None,
+                   help="a name per --checkpoint for the report (default: its quantizer, fsq / vq / vq-plain)")
     e.add_argument("--corpus", default=str(DEFAULT_CORPUS_DIR))
     e.add_argument("--split", default="valid", choices=["valid", "test"])
     e.add_argument("--out", default=None, help="JSON file for the figures")
