@@ -18,7 +18,7 @@ spectrogram discriminators (three STFT sizes) [3], the pair CosyVoice 2's HiFT u
 # the discriminators on afterwards (``warmup_minutes``); the MR-STFT term stays as a stabiliser.
 # HiFi-GAN's per-epoch learning-rate decay becomes a per-minute one: constant, then halved every
 # ``lr_half_life_minutes`` after ``decay_start_minutes`` (:func:`lr_scale`).
-# Weight normalisation of the discriminators is left out.
+# simplification: weight normalisation (HiFi-GAN wraps every discriminator conv in it) is left out.
 
 F0 targets come from ``librosa.pyin`` once per utterance and are cached with the 24 kHz audio;
 mels are computed per batch from the cached audio segments (one small STFT, cheaper than
@@ -346,7 +346,9 @@ def train_step(gen: nn.Module, disc: "Discriminators", opt_g, opt_d, wav: torch.
         the losses as floats (``mel``, ``mel_full``, ``stft``, ``f0``, and ``d``/``adv``/``fm`` with the GAN).
     """
     mel = log_mel(wav)  # (B, 80, S)
-    y, f0_hat = gen(mel, f0_source=f0)  # source teacher-forced with the pYIN targets
+    # simplification: the harmonic source is driven by the pYIN F0 targets (teacher forcing), not by the
+    # predicted F0, so the generator learns on a clean excitation; the F0 predictor learns by L_F0 alongside.
+    y, f0_hat = gen(mel, f0_source=f0)
     out = {}
     if use_gan:
         real_out = disc(wav)
