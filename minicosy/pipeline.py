@@ -1,7 +1,7 @@
 """The whole system: text (+ a voice) → 24 kHz speech, offline or streaming. ``MiniCosy``.
 
-Stage: top layer — CosyVoice 2 §2.6 (the unified streaming / non-streaming model and its inference
-scenarios) and §2.5 (streaming latency) [1]. It composes the stages, each in its own module::
+Stage: top layer — CosyVoice 2 §2.3–2.6 (the unified streaming / non-streaming model, its inference
+scenarios, Fig. 2) and §2.5 (first-packet latency of the streaming mode) [1]. It composes the stages::
 
     text ─▶ normalise, split into sentences ─▶ LM (+ prompt text & tokens | speaker tag) ─▶ 25 Hz tokens
     prompt wav ─▶ speech tokenizer (16 kHz) · log-mel (24 kHz) · speaker encoder ─┐
@@ -27,8 +27,9 @@ Every request keeps its own state (LM cache, flow caches, vocoder caches, timing
 shared between requests except the frozen models — unlike the official runtime, whose token hop
 length is an attribute that one streaming request changes for all the others [2].
 
-Bad input raises ``ValueError`` with what to do; the policy for each case is in
-``docs/paper_vs_code.md`` §1 and in :class:`VoiceReference` / :func:`speakable`.
+Bad input raises ``ValueError`` saying what to do (never a deep traceback): the text policy is in
+:func:`speakable`, the prompt policy in :class:`VoiceReference`, the checkpoint checks in
+:meth:`MiniCosy.from_pretrained`.
 
 # simplification: one request at a time per call (no batching of requests, no fp16/TensorRT
 # flow, no thread pool for LM and flow as the official ``CosyVoice2Model`` has).
@@ -49,9 +50,9 @@ import sys
 import time
 import unicodedata
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -278,6 +279,8 @@ class Timing:
     first_packet_s: float | None = None  # call → first audio (offline: the whole synthesis)
     total_s: float = 0.0
     audio_s: float = 0.0
+    lm_s: float = 0.0  # totals per stage
+    flow_s: float = 0.0
     lm_first_token_s: list = field(default_factory=list)
     lm_token_s: list = field(default_factory=list)
     flow_chunk_s: list = field(default_factory=list)
@@ -296,7 +299,8 @@ class Timing:
                 "lm_per_token_s": med(self.lm_token_s), "flow_per_chunk_s": med(self.flow_chunk_s),
                 "vocoder_per_chunk_s": med(self.vocoder_chunk_s), "n_sentences": len(self.tokens),
                 "n_tokens": sum(len(t) for t in self.tokens), "n_flow_chunks": len(self.flow_chunk_s),
-                "n_audio_chunks": len(self.vocoder_chunk_s)}
+                "n_audio_chunks": len(self.vocoder_chunk_s), "lm_total_s": round(self.lm_s, 4),
+                "flow_total_s": round(self.flow_s, 4), "vocoder_total_s": round(sum(self.vocoder_chunk_s), 4)}
 
 
 def _timed_tokens(lm_stream, timing: Timing) -> Iterator[int]:
@@ -305,7 +309,9 @@ def _timed_tokens(lm_stream, timing: Timing) -> Iterator[int]:
     while True:
         t0 = time.perf_counter()
         tok = next(it, None)
-        (timing.lm_first_token_s if first else timing.lm_token_s).append(time.perf_counter() - t0)
+        dt = time.perf_counter() - t0
+        (timing.lm_first_token_s if first else timing.lm_token_s).append(dt)
+        timing.lm_s += dt
         if tok is None:
             return
         first = False
@@ -478,6 +484,8 @@ class MiniCosy:
 
     def zero_shot_voice(self, voice: VoiceReference, text: str, seed: int = 0) -> torch.LongTensor:
         """The 25 Hz semantic tokens the LM generates for ``text`` in ``voice`` (offline layout), ``(T,)``."""
+        if voice is None:
+            raise ValueError("zero_shot_voice needs a voice: VoiceReference.from_file(path, transcript).")
         p = self._prompt(voice, None)
         gen = torch.Generator().manual_seed(int(seed))
         toks = [t for s in self._sentences(text, MAX_CHARS) for t in self._lm_stream(p, s, False, gen)]
@@ -505,6 +513,7 @@ class MiniCosy:
             mels.append(self.flow.inference(torch.as_tensor(toks), p.flow_tokens, p.flow_mel, p.spk, mask=mask,
                                             chunk_tokens=chunk_tokens))
             timing.flow_chunk_s.append(time.perf_counter() - t0)
+            timing.flow_s += timing.flow_chunk_s[-1]
         if not mels:
             raise ValueError("the LM produced no speech tokens for this text; give a longer text.")
         t0 = time.perf_counter()
@@ -581,18 +590,23 @@ class MiniCosy:
             timing.tokens.append(toks)
             for tok in _timed_tokens(self._lm_stream(p, sentence, True, gen), timing):
                 toks.append(tok)
-                n = len(fs.chunk_times)
-                mel = fs.push([tok])  # frames appear once M tokens and P more have arrived
-                timing.flow_chunk_s += fs.chunk_times[n:]
+                mel = self._flow_step(fs, timing, [tok])  # frames once M tokens and P more have arrived
                 if mel.shape[1]:
                     yield mel
-            n = len(fs.chunk_times)
-            mel = fs.flush()
-            timing.flow_chunk_s += fs.chunk_times[n:]
+            mel = self._flow_step(fs, timing, None)
             if mel.shape[1]:
                 yield mel
         if not seen:
             raise ValueError("the text stream was empty: give at least one word to speak.")
+
+    @staticmethod
+    def _flow_step(fs, timing: Timing, tokens) -> torch.Tensor:
+        """``fs.push(tokens)`` (``fs.flush()`` for ``None``), timed; records the cost of each block of M tokens."""
+        n, t0 = len(fs.chunk_times), time.perf_counter()
+        mel = fs.flush() if tokens is None else fs.push(tokens)
+        timing.flow_s += time.perf_counter() - t0
+        timing.flow_chunk_s += fs.chunk_times[n:]
+        return mel
 
     def _stream(self, p, sentences, seed, M, timing, t_start) -> Iterator[np.ndarray]:
         gen = torch.Generator().manual_seed(seed)
@@ -600,14 +614,12 @@ class MiniCosy:
         audio = self.vocoder.stream(mel_chunks)  # one vocoder stream across sentences: continuous joins
         try:
             while True:
-                t0, upstream = time.perf_counter(), sum(timing.lm_token_s) + sum(timing.lm_first_token_s) \
-                    + sum(timing.flow_chunk_s)
-                wav = next(audio, None)
-                spent = time.perf_counter() - t0
+                t0, upstream = time.perf_counter(), timing.lm_s + timing.flow_s
+                wav = next(audio, None)  # pulls LM tokens and flow chunks as it needs them
                 if wav is None:
                     break
-                upstream = sum(timing.lm_token_s) + sum(timing.lm_first_token_s) + sum(timing.flow_chunk_s) - upstream
-                timing.vocoder_chunk_s.append(max(0.0, spent - upstream))
+                # the vocoder's share: this wait minus what the LM and the flow took inside it
+                timing.vocoder_chunk_s.append(max(0.0, time.perf_counter() - t0 - (timing.lm_s + timing.flow_s - upstream)))
                 out = wav.float().cpu().numpy()
                 if timing.first_packet_s is None:
                     timing.first_packet_s = time.perf_counter() - t_start
@@ -685,47 +697,38 @@ def add_synth_args(parser, stream_flag: bool = True) -> None:
     parser.add_argument("--device", default=None, help="auto, cpu, cuda[:N]")
 
 
-def _checked_out(out: str) -> Path:
-    path = Path(out)
-    if path.suffix.lower() not in (".wav", ".flac"):
-        raise ValueError(f"--out {out}: give a .wav or .flac file name.")
-    if not path.parent.is_dir():
-        raise ValueError(f"--out {out}: the folder {path.parent} does not exist; create it first.")
-    return path
-
-
 def _cli_request(args):
-    """Check the arguments (before any model loads), then load the model and the voice."""
-    out = _checked_out(args.out)
+    """Check the arguments (before any model loads); returns ``(out, partial file, model, voice, text)``."""
+    out = Path(args.out)
+    if out.suffix.lower() not in (".wav", ".flac"):
+        raise ValueError(f"--out {out}: give a .wav or .flac file name.")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist; create it first.")
     if args.prompt_text is not None and args.prompt_wav is None:
         raise ValueError("--prompt-text needs --prompt-wav (the recording it transcribes).")
     if args.speaker is not None and args.prompt_wav is not None:
         raise ValueError("give --prompt-wav (zero-shot) or --speaker (SFT), not both.")
     model = MiniCosy.from_pretrained(args.checkpoint, args.device)
     voice = VoiceReference.from_file(args.prompt_wav, args.prompt_text) if args.prompt_wav else None
-    return out, model, voice
-
-
-def _partial(out: Path) -> Path:
-    return out.with_name(f".{out.stem}.partial{out.suffix}")  # same folder: the final rename is atomic
+    partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # same folder: the final rename is atomic
+    return out, partial, model, voice, args.text
 
 
 def cli_synth(args) -> int:
-    """``minicosy synth``: the whole file, written at once (a temporary file, then renamed)."""
+    """``minicosy synth``: the whole file, written to a temporary name, then renamed (never half written)."""
     import soundfile as sf
 
-    out, model, voice = _cli_request(args)
-    text = sys.stdin.read() if args.text == "-" else args.text
+    out, partial, model, voice, text = _cli_request(args)
+    text = sys.stdin.read() if text == "-" else text
     if getattr(args, "stream", False):
-        wav = np.concatenate(list(model.stream(text, voice, args.speaker, args.seed, args.chunk_tokens)) or [np.zeros(0)])
+        wav = np.concatenate(list(model.stream(text, voice, args.speaker, args.seed, args.chunk_tokens)))
     else:
         wav, _ = model.synthesize(text, voice, args.speaker, args.seed)
-    tmp = _partial(out)
     try:
-        sf.write(str(tmp), np.clip(wav, -1, 1), SAMPLE_RATE, subtype="PCM_16")
-        os.replace(tmp, out)
+        sf.write(str(partial), np.clip(wav, -1, 1), SAMPLE_RATE, subtype="PCM_16")
+        os.replace(partial, out)
     finally:
-        tmp.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
     t = model.last_timing.summary()
     print(f"wrote {out}: {t['audio_s']:.2f} s of audio in {t['total_s']:.2f} s (RTF {t['rtf']}, "
           f"first packet {t['first_packet_s']} s)")
@@ -733,27 +736,24 @@ def cli_synth(args) -> int:
 
 
 def cli_stream(args) -> int:
-    """``minicosy stream``: chunks are written as they come; prints the first-packet latency."""
+    """``minicosy stream``: chunks are written as they come (``--text -``: lines of standard input)."""
     import soundfile as sf
 
-    out, model, voice = _cli_request(args)
-    text = (line for line in sys.stdin) if args.text == "-" else args.text
-    tmp = _partial(out)
-    chunks = model.stream(text, voice, args.speaker, args.seed, args.chunk_tokens)
+    out, partial, model, voice, text = _cli_request(args)
+    chunks = model.stream(iter(sys.stdin) if text == "-" else text, voice, args.speaker, args.seed, args.chunk_tokens)
     try:
-        with sf.SoundFile(str(tmp), "w", SAMPLE_RATE, 1, subtype="PCM_16") as f:
+        with sf.SoundFile(str(partial), "w", SAMPLE_RATE, 1, subtype="PCM_16") as f:
             for k, chunk in enumerate(chunks):
                 f.write(np.clip(chunk, -1, 1))
                 if k == 0:
                     print(f"first packet after {model.last_timing.first_packet_s:.3f} s", flush=True)
-        os.replace(tmp, out)
+        os.replace(partial, out)
     finally:
         chunks.close()
-        tmp.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
     t = model.last_timing.summary()
-    print(f"wrote {out}: {t['audio_s']:.2f} s of audio in {t['total_s']:.2f} s (RTF {t['rtf']}); per stage: "
-          f"LM {t['lm_per_token_s']} s/token, flow {t['flow_per_chunk_s']} s/chunk, "
-          f"vocoder {t['vocoder_per_chunk_s']} s/chunk")
+    print(f"wrote {out}: {t['audio_s']:.2f} s of audio in {t['total_s']:.2f} s (RTF {t['rtf']}); LM "
+          f"{t['lm_per_token_s']} s/token, flow {t['flow_per_chunk_s']} s/chunk, vocoder {t['vocoder_per_chunk_s']} s/chunk")
     return 0
 
 

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from minicosy.lm.model import LMConfig, TextSpeechLM
-from minicosy.pipeline import (MAX_CHARS, SAMPLE_RATE, MiniCosy, Timing, VoiceReference, add_synth_args,
+from minicosy.pipeline import (SAMPLE_RATE, MiniCosy, Timing, VoiceReference, add_synth_args,
                                cli_stream, cli_synth, speakable, write_untrained_checkpoint)
 from minicosy.text.chars import CharTokenizer
 from minicosy.utils import FIXTURES_DIR

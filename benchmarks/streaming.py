@@ -1,0 +1,140 @@
+"""Benchmark: the whole pipeline — first-packet latency, RTF offline and streaming, cost per stage.
+
+CosyVoice 2 §2.5 reports streaming latency as first-packet time (prompt processing, LM up to the
+first M + P tokens, one flow chunk, one vocoder chunk). This measures the same on
+:class:`minicosy.pipeline.MiniCosy`, zero-shot (ICL) with the held-out fixture clip nearest 3 s:
+
+* ``first_packet``  — ``stream(text, voice)``: seconds from the call to the first audio chunk;
+* ``rtf``           — synthesis seconds / audio seconds, ``synthesize`` (offline) and ``stream``;
+* ``stages``        — prompt processing, LM prefill (first draw), LM per token, flow per chunk,
+  vocoder per chunk (medians from the stream's :class:`~minicosy.pipeline.Timing`);
+* ``long_text``     — one stream over several sentences: the wall time between audio chunks and
+  the flow's cost per chunk, by quarter of the chunk index (flat = cost per chunk does not grow,
+  the point of the cached flow and of one vocoder stream across sentences).
+
+Uses the checkpoints in ``--checkpoint`` (default ``data/pretrained/tiny``); stages that are not
+trained yet are replaced by random-init ``tiny()`` models (:func:`minicosy.pipeline.write_untrained_checkpoint`)
+and the JSON says so — their *costs* are those of the trained models, their *lengths* are not
+(a random LM stops at a random EOS or at the length cap). Each figure is the median of
+``--repeats`` runs after a warm-up, on one thread by default (the CI machine is shared).
+
+Usage:
+    python benchmarks/streaming.py [--checkpoint DIR] [--repeats 3] [--long-sentences 6] [--out f.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+
+from minicosy.data.corpus import HELDOUT_VOICES  # noqa: E402
+from minicosy.pipeline import DEFAULT_DIR, STAGES, MiniCosy, VoiceReference, write_untrained_checkpoint  # noqa: E402
+from minicosy.utils import FIXTURES_DIR, emit_json, machine_info  # noqa: E402
+
+TEXT = "The quick brown fox jumps over the lazy dog."
+LONG = ["Please open the window before the rain starts.", "We walked to the station and waited an hour.",
+        "My sister bought three apples at the market.", "The teacher asked a simple question about numbers.",
+        "Nobody knew why the old clock stopped at noon.", "They will visit the museum next summer."]
+
+
+def prompt_clip(target_s: float = 3.0) -> tuple[Path, str, float]:
+    """The held-out fixture clip (path, transcript, seconds) whose length is nearest ``target_s``."""
+    rows = [json.loads(line) for line in (FIXTURES_DIR / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    rows = [r for r in rows if r["voice"] in HELDOUT_VOICES] or rows
+    r = min(rows, key=lambda r: abs(r["duration"] - target_s))
+    return FIXTURES_DIR / r["path"], r["text"], r["duration"]
+
+
+def checkpoint(path: Path, tmp: str) -> tuple[Path, list[str]]:
+    """``path`` if every stage is there, else a folder with random-init stand-ins for the missing ones."""
+    missing = [s for s in STAGES if not (path / f"{s}.safetensors").is_file()]
+    if not missing:
+        return path, []
+    out = write_untrained_checkpoint(Path(tmp) / "ckpt", "tiny")
+    for s in STAGES:  # keep the trained stages that exist
+        if s not in missing:
+            for ext in (".json", ".safetensors"):
+                (out / f"{s}{ext}").unlink(missing_ok=True)
+                (out / f"{s}{ext}").symlink_to((path / f"{s}{ext}").resolve())
+    return out, missing
+
+
+def med(xs) -> float | None:
+    xs = [x for x in xs if x is not None]
+    return round(statistics.median(xs), 5) if xs else None
+
+
+def run_stream(model: MiniCosy, text, voice, seed: int) -> tuple[dict, list[float]]:
+    """One stream to the end: its timing summary and the wall seconds before each chunk."""
+    gaps, t = [], time.perf_counter()
+    for _ in model.stream(text, voice, seed=seed):
+        now = time.perf_counter()
+        gaps.append(now - t)
+        t = now
+    return model.last_timing, gaps
+
+
+def quarters(xs: list[float]) -> list[float | None]:
+    n = len(xs)
+    return [med(xs[i * n // 4:(i + 1) * n // 4]) for i in range(4)] if n >= 4 else [med(xs)]
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default=str(DEFAULT_DIR))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--long-sentences", type=int, default=6)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt, random_init = checkpoint(Path(args.checkpoint), tmp)
+        model = MiniCosy.from_pretrained(ckpt, device=args.device)
+    path, transcript, seconds = prompt_clip()
+    voice = VoiceReference.from_file(path, transcript)
+    result = {"machine": machine_info(), "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+              "checkpoint": args.checkpoint, "random_init_stages": random_init,
+              "note": ("random-init stand-ins for " + ", ".join(random_init) + ": costs are real, lengths are not")
+              if random_init else "trained checkpoints", "device": str(model.device), "threads": args.threads,
+              "repeats": args.repeats, "prompt": {"clip": path.name, "seconds": seconds},
+              "flow_chunk_tokens": model.flow.cfg.chunk_tokens, "flow_lookahead": model.flow.cfg.lookahead,
+              "parameters": {"lm": model.lm.num_parameters(), "flow": model.flow.num_parameters(),
+                             "vocoder": model.vocoder.num_parameters()}}
+
+    run_stream(model, TEXT, voice, 0)  # warm-up (librosa's resampler, allocations)
+    model.synthesize(TEXT, voice)
+    streams = [run_stream(model, TEXT, voice, 0)[0].summary() for _ in range(args.repeats)]
+    offline = [(model.synthesize(TEXT, voice, seed=0), model.last_timing.summary())[1] for _ in range(args.repeats)]
+    result["first_packet_s"] = med(s["first_packet_s"] for s in streams)
+    result["rtf"] = {"offline": med(s["rtf"] for s in offline), "stream": med(s["rtf"] for s in streams),
+                     "audio_s_offline": offline[0]["audio_s"], "audio_s_stream": streams[0]["audio_s"]}
+    result["stages"] = {k: med(s[k] for s in streams) for k in (
+        "prompt_s", "lm_prefill_s", "lm_per_token_s", "flow_per_chunk_s", "vocoder_per_chunk_s")}
+    result["stages"]["offline_flow_per_sentence_s"] = med(s["flow_per_chunk_s"] for s in offline)
+    result["stages"]["offline_vocoder_s"] = med(s["vocoder_per_chunk_s"] for s in offline)
+
+    timing, gaps = run_stream(model, " ".join(LONG[: args.long_sentences]), voice, 1)
+    s = timing.summary()
+    result["long_text"] = {"sentences": s["n_sentences"], "tokens": s["n_tokens"], "audio_s": s["audio_s"],
+                           "rtf": s["rtf"], "audio_chunks": len(gaps),
+                           "seconds_between_chunks_by_quarter": quarters(gaps[1:]),  # the first one is the latency
+                           "flow_per_chunk_by_quarter": quarters(timing.flow_chunk_s),
+                           "vocoder_per_chunk_by_quarter": quarters(timing.vocoder_chunk_s)}
+    return emit_json(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
