@@ -285,3 +285,15 @@ def test_cli_bad_arguments(ckpt, tmp_path, extra, match):
     with pytest.raises(ValueError, match=match):
         cli_synth(args)
     assert not list(tmp_path.iterdir())
+
+
+def test_cli_registration_and_one_line_errors(monkeypatch, capsys, tmp_path):
+    """What `minicosy synth|stream` become once cli.py lists minicosy.pipeline in CLI_MODULES."""
+    import minicosy.cli as cli
+
+    if "minicosy.pipeline" not in cli.CLI_MODULES:
+        monkeypatch.setattr(cli, "CLI_MODULES", (*cli.CLI_MODULES, "minicosy.pipeline"))
+    assert {"synth", "stream"} <= {name for name, _ in cli.command_table(cli.build_parser())}
+    assert cli.main(["synth", "--text", "hi", "--out", str(tmp_path / "no" / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minicosy: error:") and err.count("\n") == 1 and "does not exist" in err
