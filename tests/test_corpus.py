@@ -189,7 +189,7 @@ def test_cli_registration():
 
 
 def test_info_command_on_fixtures(capsys):
-    corpus._cmd_info(argparse.Namespace(manifest=str(FIXTURES_DIR)))
+    corpus._cmd_info(argparse.Namespace(corpus=str(FIXTURES_DIR)))
     out = capsys.readouterr().out
     assert "mbrola_en1" in out and "heldout" in out and "flite_awb_p+2" in out
 
