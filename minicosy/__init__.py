@@ -42,6 +42,8 @@ _PUBLIC = {
     "FlowConfig": "minicosy.flow.model",
     "ChunkAwareFlow": "minicosy.flow.model",
     "SpeakerEncoder": "minicosy.flow.speaker",
+    "MiniCosy": "minicosy.pipeline",
+    "VoiceReference": "minicosy.pipeline",
 }
 
 __all__ = sorted(_PUBLIC)

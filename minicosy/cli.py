@@ -34,6 +34,7 @@ CLI_MODULES = (
     "minicosy.flow.train",
     "minicosy.vocoder.train",
     "minicosy.vocoder.evaluate",
+    "minicosy.pipeline",
     "minicosy.demo",
 )
 

@@ -113,6 +113,9 @@ def test_train_speaker_short_run(corpus, tmp_path):
     assert "mbrola_us3" not in model.voices and "flite_awb_p+2" in model.voices  # pseudo-speakers are classes
     rows = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows][:2] == [2, 4]
+    cents = json.loads((tmp_path / "speaker.json").read_text())["centroids"]  # SFT speaker vectors
+    assert set(cents) == set(model.voices) and "mbrola_us3" not in cents
+    assert all(abs(sum(x * x for x in c) - 1) < 1e-3 for c in cents.values())
     tc.max_steps = 6
     train_speaker(SpeakerConfig.tiny(channels=32), tc, corpus, tmp_path / "run", device="cpu", resume=True,
                   progress=False, log=lambda m: None)

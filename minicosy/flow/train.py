@@ -51,7 +51,7 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.flow.masks import attention_mask, with_padding
 from minicosy.flow.matching import conditional_flow
 from minicosy.flow.model import ChunkAwareFlow, FlowConfig, align_tokens_and_frames
-from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, speaker_report
+from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, centroids, embed_all, speaker_report
 from minicosy.training import length_batches, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
@@ -432,9 +432,12 @@ def train_speaker(scfg: SpeakerConfig, tc: SpeakerTrainConfig, manifest, run_dir
     save()
     model.eval()
     if export is not None:
+        # each train voice's centroid: the speaker vector that SFT synthesis uses for that voice
+        cents = centroids(embed_all(model, train), [d["voice"] for d in train])
         stem = model.save_pretrained(export, extra={"trained": {
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "train_utterances": len(train),
-            "report": report, "train_config": asdict(tc)}})
+            "report": report, "train_config": asdict(tc)},
+            "centroids": {v: [round(float(x), 6) for x in c] for v, c in sorted(cents.items())}})
         log(f"exported {stem}.safetensors / .json")
     return model
 
