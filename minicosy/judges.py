@@ -637,7 +637,7 @@ def register_cli(groups) -> None:
     p.set_defaults(func=_cmd_sim)
     j = groups["data"].add_parser("judge-variants", help="pocketsphinx WER of pseudo-speaker settings per train voice")
     j.add_argument("corpus", nargs="?", default=None, help="corpus folder or manifest.jsonl (default data/corpus)")
-    j.add_argument("--voices", default=None, help="comma-separated (default: the 8 train voices)")
+    j.add_argument("--voices", default=None, help="comma-separated (default: every train voice)")
     j.add_argument("--variant-set", default="p-4,p-2,p+2,p+4")
     j.add_argument("--n", type=int, default=6, help="test utterances per voice")
     j.add_argument("--jobs", type=int, default=2)

@@ -2,22 +2,24 @@
 
 Stage: data (docs/paper_vs_code.md §3). CosyVoice 2 trains on a large corpus of real speech [1]; here nothing
 can be downloaded, so we build a small corpus from the TTS engines Debian ships: flite,
-festival (``text2wave``) and espeak-ng driving mbrola voices. Ten base voices:
+festival (``text2wave``), espeak-ng driving mbrola voices, RHVoice and SVOX Pico. Version 2 has
+twenty base voices (``VOICES``; v1 had the first ten):
 
-* 8 **train** voices: ``flite_awb, flite_rms, flite_slt, flite_kal16, festival_kal,
-  festival_slt_hts, mbrola_us1, mbrola_us2``;
-* 2 **held-out** voices: ``mbrola_us3, mbrola_en1`` — valid/test only, for zero-shot tests.
+* 16 **train** voices (``TRAIN_VOICES``), among them two accented mbrola voices reading English;
+* 4 **held-out** voices (``HELDOUT_VOICES``: ``mbrola_us3, mbrola_en1, pico_en_gb,
+  rhvoice_lyubov``) — valid/test only, for zero-shot tests.
 
-Why pseudo-speakers? Measured with resemblyzer (docs/paper_vs_code.md §3), flite_kal16 = festival_kal and
-flite_slt = festival_slt_hts, so the 8 train voices hold only ~6 distinct speakers: too few
-for the flow model to learn what "a new voice" is. We therefore add, *to the training split
-only*, transformed copies of train voices: ``sox pitch`` shifts the pitch and, because it is a
-time-stretch followed by a resample, the formants too — roughly a different vocal-tract
-length, i.e. a new-sounding speaker. By default each train voice gets two settings, shifted
-towards the middle of the human range (male voices up 2 and 4 semitones, female voices down
-2 and 4), because the other direction wrecks intelligibility (``judge_variants``). Each
-setting is its own voice id (``flite_awb_p+2``): 8 base + 16 pseudo-speakers in training.
-Held-out voices and any transform of them never enter training.
+Why pseudo-speakers? Measured with resemblyzer (docs/paper_vs_code.md §3), several engines share a
+speaker (flite_kal16 = festival_kal; flite_slt, festival_slt_hts and rhvoice_slt are one voice), so
+the 16 train voices hold about 13 distinct speakers: few for the flow model to learn what "a new
+voice" is. We therefore add, *to the training split only*, transformed copies of train voices:
+``sox pitch`` shifts the pitch and, because it is a time-stretch followed by a resample, the
+formants too — roughly a different vocal-tract length, i.e. a new-sounding speaker. By default
+each train voice gets two settings, shifted towards the middle of the human range (male voices up
+2 and 4 semitones, female voices down 2 and 4), because the other direction wrecks
+intelligibility (``minicosy.judges.judge_variants``). Each setting is its own voice id
+(``flite_awb_p+2``): 16 base + 32 pseudo-speakers in training. Held-out voices and any transform
+of them never enter training.
 
 Text comes from ``minicosy.data.sentences`` with a sentence-level split, so test sentences are
 never heard in training either. Audio is stored as 16-bit FLAC at the engine's native rate,
@@ -543,7 +545,7 @@ def register_cli(groups) -> None:
     p.add_argument("--per-voice", type=int, default=400, help="train utterances per train voice")
     p.add_argument("--valid", type=int, default=20, help="valid utterances per voice")
     p.add_argument("--test", type=int, default=20, help="test utterances per voice")
-    p.add_argument("--voices", default=None, help="comma-separated voice ids (default: all 10)")
+    p.add_argument("--voices", default=None, help="comma-separated voice ids (default: all 20)")
     p.add_argument("--variants", action=argparse.BooleanOptionalAction, default=True,
                    help="add pseudo-speaker copies of train voices (default on)")
     p.add_argument("--variant-set", default=None, help=f"comma-separated, from {list(VARIANTS)}; "

@@ -1,7 +1,7 @@
 """The text tokenizer: byte-fallback BPE trained locally, with the CosyVoice 2 CJK masking.
 
 CosyVoice 2 drops the grapheme-to-phoneme front end and feeds BPE tokens straight to the LM
-[1, §2.2]. A BPE trained on Chinese happily merges several hanzi into one token ("你好"), and
+[1, §2.1]. A BPE trained on Chinese happily merges several hanzi into one token ("你好"), and
 such *one-to-many* tokens — one id, several spoken syllables — make pronunciation hard to
 learn, so the paper masks them out: every Chinese character is encoded on its own. Here that
 is an explicit step, :func:`mask_multi_cjk_tokens`, run after BPE training: it deletes every
@@ -32,7 +32,7 @@ becomes the special id). Text normalisation (numbers → words) is a separate, e
 
 References:
     [1] Du et al., "CosyVoice 2: Scalable Streaming Speech Synthesis with Large Language
-        Models", arXiv 2412.10117, 2024, §2.2 (text tokenizer, one-to-many masking).
+        Models", arXiv 2412.10117, 2024, §2.1 (text tokenizer, one-to-many masking).
     [2] Sennrich et al., "Neural Machine Translation of Rare Words with Subword Units", 2016.
     [3] Hugging Face ``tokenizers`` (BPE model with ``byte_fallback``).
     [4] Karpathy, minbpe (the known-answer and round-trip test style).
@@ -249,7 +249,7 @@ class TextTokenizer:
 
 
 def mask_multi_cjk_tokens(tokenizer: TextTokenizer, max_cjk: int = 1) -> TextTokenizer:
-    """The paper's one-to-many masking [1, §2.2]: no token may hold more than one hanzi.
+    """The paper's one-to-many masking [1, §2.1]: no token may hold more than one hanzi.
 
     Removes every merge whose result holds more than ``max_cjk`` CJK ideographs and every
     vocabulary entry that holds more, then rebuilds the BPE (ids are compacted, so the
