@@ -52,3 +52,25 @@ def warmup_cosine(step: int, lr: float, warmup: int, max_steps: int, max_minutes
     p = min(1.0, max((step - warmup) / max(1, max_steps - warmup), elapsed_s / (60 * max_minutes)))
     # lr_t = lr_min + (lr − lr_min)·½(1 + cos πp),  lr_min = floor·lr   [SGDR Eq. 5]
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def resume_checkpoint(ckpt, model, opt, cfg, config_cls, device, log=print) -> dict | None:
+    """Load ``model`` and ``opt`` from ``ckpt`` (written as ``{"model", "opt", "state", "config"}``).
+
+    The saved config is read back through ``config_cls.from_dict`` (fields added later take their
+    defaults) and must equal ``cfg``. Returns the saved training state, or ``None`` without a file.
+
+    Raises:
+        ValueError: the checkpoint was trained with another config.
+    """
+    import torch
+
+    if not ckpt.is_file():
+        return None
+    saved = torch.load(ckpt, map_location=device, weights_only=False)
+    if config_cls.from_dict(saved["config"]) != cfg:
+        raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
+    model.load_state_dict(saved["model"])
+    opt.load_state_dict(saved["opt"])
+    log(f"resumed from {ckpt} at step {saved['state']['step']}")
+    return saved["state"]

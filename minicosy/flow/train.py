@@ -52,7 +52,7 @@ from minicosy.flow.masks import attention_mask, with_padding
 from minicosy.flow.matching import conditional_flow
 from minicosy.flow.model import ChunkAwareFlow, FlowConfig, align_tokens_and_frames
 from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, centroids, embed_all, speaker_report
-from minicosy.training import length_batches, warmup_cosine
+from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
@@ -243,14 +243,8 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": []}
     ckpt = run_dir / "ckpt.pt"
-    if resume and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        if FlowConfig.from_dict(saved["config"]) != cfg:
-            raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        state = saved["state"]
-        log(f"resumed from {ckpt} at step {state['step']}")
+    if resume:
+        state = resume_checkpoint(ckpt, model, opt, cfg, FlowConfig, device, log) or state
     log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, vocab {cfg.vocab_size}, device {device}")
     amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and tc.amp)
 

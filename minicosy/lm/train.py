@@ -43,7 +43,7 @@ from minicosy.data.manifest import read_manifest
 from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.lm.sequence import build_sequence, to_tensors, use_streaming
 from minicosy.text.chars import CharTokenizer
-from minicosy.training import length_batches, warmup_cosine
+from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
 
 
@@ -173,14 +173,8 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
     state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": [], "best": None}
     ckpt = run_dir / "ckpt.pt"
-    if resume and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        if LMConfig.from_dict(saved["config"]) != cfg:
-            raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        state = saved["state"]
-        log(f"resumed from {ckpt} at step {state['step']}")
+    if resume:
+        state = resume_checkpoint(ckpt, model, opt, cfg, LMConfig, device, log) or state
     log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, device {device}")
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 

@@ -50,7 +50,7 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig,
                                              ctc_greedy_decode, text_to_ids)
 from minicosy.text.normalize import normalize_transcript
-from minicosy.training import length_batches, warmup_cosine
+from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
 from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
@@ -280,14 +280,8 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": []}
     ckpt = run_dir / "ckpt.pt"
-    if resume and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
-        if SpeechTokenizerConfig.from_dict(saved["config"]) != cfg:  # fields added later take their defaults
-            raise ValueError(f"{ckpt} was trained with another config ({saved['config']}); use a new --out folder.")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        state = saved["state"]
-        log(f"resumed from {ckpt} at step {state['step']}")
+    if resume:
+        state = resume_checkpoint(ckpt, model, opt, cfg, SpeechTokenizerConfig, device, log) or state
     n_params = sum(p.numel() for p in model.parameters())
     log(f"model: {n_params / 1e6:.2f} M parameters, quantizer {cfg.quantizer} ({model.codebook_size} codes), "
         f"device {device}")
