@@ -14,8 +14,10 @@ Gives: ``mel (80, 2·T)`` at 50 Hz — two frames per token — for the vocoder.
   the offline chunk-masked output), and the official re-run-the-prefix baseline;
 * ``speaker``: a small speaker encoder (mel → L2-normalised vector) fed to the flow only, and its
   nearest-centroid speaker-ID evaluation;
-* ``train``: flow and speaker training (``minicosy train flow``, ``minicosy train speaker``).
+* ``train``: flow and speaker training (``minicosy train flow``, ``minicosy train speaker``);
+* ``evaluate``: ground-truth tokens → flow (each of the four masks) → committed vocoder, judged
+  beside the vocoder's copy synthesis (``minicosy eval flow``).
 
 Notebooks: ``03_flow_matching.ipynb`` (the flow from scratch, then the package) and
-``04_streaming.ipynb`` (chunk masks, caching, streamed = offline).
+``04_chunk_masks.ipynb`` (chunk masks, caching, streamed = offline).
 """
