@@ -20,7 +20,8 @@ install: $(STAMP)
 debian:
 	bash scripts/install_debian.sh
 
-# The project's main job: build a small corpus slice, then print corpus and judge figures.
+# The project's main job: zero-shot synthesis with the committed checkpoints and data/fixtures prompts
+# (no corpus build), offline and streaming; WAVs, a PNG and a JSON under out/demo/.
 demo: $(STAMP)
 	$(PY) -m minicosy demo
 

@@ -2,11 +2,11 @@
 
 Command groups (each stage's module registers its own subcommands):
 
-    minicosy demo                      build a small corpus slice and print corpus + judge figures
+    minicosy demo                      zero-shot synthesis with the committed checkpoints, judged
     minicosy data build|import|fixtures|info
     minicosy text train|encode|normalize
-    minicosy train tokenizer|vocoder ...
-    minicosy eval groundtruth|wer|sim ...
+    minicosy train all|tokenizer|lm|flow|speaker|vocoder ...
+    minicosy eval tts|groundtruth|wer|sim ...
     minicosy info                      versions, device
 
 A module takes part by defining ``register_cli(groups)`` where ``groups`` maps a group name
@@ -32,9 +32,12 @@ CLI_MODULES = (
     "minicosy.lm.train",
     "minicosy.lm.evaluate",
     "minicosy.flow.train",
+    "minicosy.flow.evaluate",
     "minicosy.vocoder.train",
     "minicosy.vocoder.evaluate",
     "minicosy.pipeline",
+    "minicosy.tts_eval",
+    "minicosy.train_all",
     "minicosy.demo",
 )
 

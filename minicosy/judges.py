@@ -313,7 +313,7 @@ def similarity_matrix(embeddings_by_voice: Mapping[str, Sequence[np.ndarray]],
     V = len(voices)
     m = np.zeros((V, V))
     if mode == "centroid":
-        c = _unit(np.stack([embs[v].mean(0) for v in voices]))  # (V, D)
+        c = voice_centroids(embs)[1]  # (V, D)
         m = c @ c.T
     else:
         for i, a in enumerate(voices):
@@ -341,6 +341,30 @@ def similarity_summary(voices: Sequence[str], matrix: np.ndarray) -> dict:
     return {"same_voice_mean": float(np.diag(m).mean()),
             "different_voice_mean": float(off.mean()) if off.size else None,
             "nearest_other_voice": nearest}
+
+
+def voice_centroids(embeddings_by_voice: Mapping[str, Sequence[np.ndarray]]) -> tuple[list[str], np.ndarray]:
+    """Each voice's centroid: the normalised mean of its normalised embeddings.
+
+    Returns:
+        ``(voices, centroids)``: sorted voice ids and ``(V, D)`` unit rows.
+    """
+    voices = sorted(embeddings_by_voice)
+    if not voices:
+        raise ValueError("no voices given.")
+    embs = [np.asarray(embeddings_by_voice[v], dtype=np.float64) for v in voices]
+    bad = [v for v, e in zip(voices, embs) if e.ndim != 2 or e.shape[0] == 0]
+    if bad:
+        raise ValueError(f"voices {bad}: expected (n, D) embeddings with n ≥ 1.")
+    # c_v = normalise(mean_i e_i / ‖e_i‖)
+    return voices, _unit(np.stack([_unit(e).mean(0) for e in embs]))
+
+
+def nearest_voice(embedding: np.ndarray, voices: Sequence[str], centroids: np.ndarray) -> tuple[str, float]:
+    """The voice whose centroid (from :func:`voice_centroids`) is most similar (cosine) to ``embedding (D,)``."""
+    scores = np.asarray(centroids, dtype=np.float64) @ _unit(np.asarray(embedding, dtype=np.float64))
+    k = int(scores.argmax())
+    return voices[k], float(scores[k])
 
 
 def speaker_id_accuracy(embeddings_by_voice: Mapping[str, Sequence[np.ndarray]]) -> tuple[int, int]:

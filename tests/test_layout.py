@@ -7,7 +7,8 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
     2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
                   .griffinlim, lm.*, flow.*), and minicosy.judges
     3  training   each stage's train / evaluate / corpus_tokens modules
-    4  top        minicosy.pipeline (+ .voice, its input checks), .demo, .cli, .__main__
+    4  top        minicosy.pipeline (+ .voice, its input checks), .demo, .tts_eval, .train_all, .cli,
+                  .__main__
 
 So a model module never imports its trainer, nothing imports the CLI, and import circles are
 refused even when the import hides inside a function.
@@ -26,7 +27,8 @@ from minicosy.utils import REPO_ROOT
 PKG = REPO_ROOT / "minicosy"
 STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
 TRAINING = {"train", "evaluate", "corpus_tokens"}
-TOP = {"minicosy.pipeline", "minicosy.voice", "minicosy.demo", "minicosy.cli", "minicosy.__main__"}
+TOP = {"minicosy.pipeline", "minicosy.voice", "minicosy.demo", "minicosy.tts_eval", "minicosy.train_all", "minicosy.cli",
+       "minicosy.__main__"}
 BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training"}
 
 

@@ -104,6 +104,30 @@ def test_bistream_text_iterator_and_early_close(model, voice):
     assert closed == [True]  # closing the audio generator released everything up to the text source
 
 
+def test_early_close_ends_the_request_without_the_cyclic_gc(model, voice):
+    """close() ends the LM request at once — its generator (KV cache) and the text source it reads —
+    not whenever the cyclic garbage collector next runs (an LMStream and its steps refer to each other)."""
+    closed = []
+
+    def llm():
+        try:
+            while True:
+                yield "and so on "
+        finally:
+            closed.append(True)
+
+    was = gc.isenabled()
+    gc.disable()  # only reference counting may release anything here
+    try:
+        gen = model.stream(llm(), voice)
+        _ok(next(gen))
+        gen.close()
+        assert closed == [True]
+    finally:
+        if was:
+            gc.enable()
+
+
 def test_long_text_streams_and_closes(model):
     text = ("The cat sat on the mat and looked at the rain. " * 450)[:20000]
     assert len(text) == 20000

@@ -303,7 +303,8 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
     if export is not None:
         stem = model.save_pretrained(export, extra={"trained": {
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "device": str(device),
-            "train_utterances": len(train), "last_valid": state["history"][-1], "train_config": asdict(tc)}})
+            "train_utterances": len(train), "last_valid": state["history"][-1], "train_config": asdict(tc),
+            "history": list(state["history"])}})
         log(f"exported {stem}.safetensors / .json ({json.loads(stem.with_suffix('.json').read_text())['dtype']})")
     return model
 

@@ -13,5 +13,5 @@ Gives: 25 Hz speech token ids, one at a time, ending with EOS — what the flow 
   input (bistream), as generators of speech tokens;
 * ``train`` / ``evaluate``: ``minicosy train lm`` and ``minicosy eval lm`` (token CER).
 
-Notebook: ``02_lm.ipynb``.
+Notebook: ``02_lm_sequences.ipynb``.
 """

@@ -47,7 +47,7 @@ PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
 @dataclass
 class LMConfig:
     codebook_size: int = 243  # speech codes C (the committed tiny FSQ: 3^5)
-    text_vocab_size: int = 290  # CharTokenizer().vocab_size: 36 characters + 256 speaker-tag slots
+    text_vocab_size: int = 290  # CharTokenizer().vocab_size: pad, unk, 32 characters + 256 speaker-tag slots
     d_model: int = 256
     n_layers: int = 4
     n_heads: int = 4

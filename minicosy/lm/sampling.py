@@ -12,7 +12,7 @@ step.
     if  #{candidate in last `window` tokens} ≥ τ · window  →  redraw ~ p        [RAS, τ = 0.1]
 
 With ``window = 10`` and ``τ = 0.1`` a candidate already present once in the window is redrawn
-(the official comparison is ``>=``; the brief's "more than" would need ``τ·window < count``).
+(the official comparison is ``>=``; a strict "more than τ·window" would need ``τ·window < count``).
 Length: EOS is masked until ``min_ratio · |text|`` tokens exist and generation stops at
 ``max_ratio · |text|`` (official 2 and 20 per BPE token; ×0.5 and ×5 per *character* in the tiny
 preset, whose speech runs at ≈ 1.4 tokens a character). FILL is masked except where the

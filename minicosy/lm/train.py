@@ -195,7 +195,7 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
                 model.save_pretrained(export, text_tokenizer=tokenizer.to_dict(), dtype=dtype, extra={"trained": {
                     "steps": state["step"], "minutes": row["minutes"], "device": str(device),
                     "train_utterances": len(train), "train_voices": voices, "best_valid": row,
-                    "train_config": asdict(tc)}})
+                    "train_config": asdict(tc), "history": list(state["history"])}})
         return row
 
     t0 = time.time() - state["elapsed"]
