@@ -40,6 +40,9 @@ benchmarks: $(STAMP)
 	$(PY) benchmarks/frontend.py
 	$(PY) benchmarks/speech_tokenizer.py
 	$(PY) benchmarks/vocoder.py
+	$(PY) benchmarks/lm.py --out results/bench_lm.json
+	$(PY) benchmarks/flow_streaming.py --out results/bench_flow_streaming.json
+	$(PY) benchmarks/streaming.py --out results/bench_streaming.json
 
 clean-venv:
 	rm -rf $(VENV)

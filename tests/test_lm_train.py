@@ -11,8 +11,8 @@ import torch
 from minicosy.data.manifest import Utterance, read_manifest, write_manifest
 from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.lm.sequence import to_tensors
-from minicosy.lm.train import (TrainConfig, load_lm_data, lr_at, make_batches, make_example, register_cli,
-                               train_lm)
+from minicosy.lm.train import (TrainConfig, load_lm_data, lr_at, make_batches, make_example, pair_examples,
+                               register_cli, train_lm)
 from minicosy.text.chars import CharTokenizer
 from minicosy.utils import FIXTURES_DIR
 
@@ -69,6 +69,42 @@ def test_examples_mix_layouts_and_tags(corpus):
     tagged = sum(e[0][1][1] in (tok.speaker_id("v0"), tok.speaker_id("v1")) for e in exs)
     streamed = sum(("fill", None) in e[1] for e in exs)
     assert 30 < tagged < 90 and 30 < streamed < 90
+
+
+def test_icl_pairs_join_two_utterances_of_one_voice(corpus):
+    """A paired example reads like an ICL request: text_a + " " + text_b, speech_a + speech_b, one voice."""
+    root, tokens = corpus
+    tok = CharTokenizer(["v0", "v1"], max_speakers=8)
+    data = load_lm_data(root, "train", tokens, tok)
+    assert pair_examples(data, tok, random.Random(0), 0.0) is data
+    by_id = {d["id"]: d for d in data}
+    paired = [d for d in pair_examples(data, tok, random.Random(0), 1.0)]
+    assert len(paired) == len(data)
+    for d, orig in zip(paired, data):
+        first, second = d["id"].split("+")
+        a, b = by_id[first], by_id[second]
+        assert b is orig and a is not b and a["voice"] == b["voice"] == d["voice"]
+        assert d["text_ids"] == a["text_ids"] + tok.encode(" ") + b["text_ids"]
+        assert d["speech"] == a["speech"] + b["speech"]
+    some = pair_examples(data, tok, random.Random(1), 0.5)
+    assert 0 < sum("+" in d["id"] for d in some) < len(data)
+
+
+def test_resume_with_other_pairs_restarts_the_best(corpus, tmp_path):
+    """The validation set depends on p_pair: a run resumed with another p_pair must not compare its
+    valid loss with the old best (it would never export)."""
+    root, tokens = corpus
+    tc = TrainConfig(batch_tokens=300, lr=3e-3, warmup=5, max_steps=6, eval_every=6, ckpt_every=6, seed=0,
+                     p_pair=0.0)
+    train_lm(micro(), tc, root, tmp_path / "run", device="cpu", tokens=tokens, progress=False, log=lambda m: None)
+    msgs = []
+    tc2 = TrainConfig(**{**tc.__dict__, "max_steps": 12, "p_pair": 1.0})
+    train_lm(micro(), tc2, root, tmp_path / "run", device="cpu", resume=True, export=tmp_path / "out" / "lm",
+             tokens=tokens, progress=False, log=msgs.append)
+    assert any("best-so-far restarts" in m for m in msgs)
+    back = TextSpeechLM.from_pretrained(tmp_path / "out", device="cpu")
+    assert back.meta["trained"]["steps"] == 12 and back.meta["trained"]["train_config"]["p_pair"] == 1.0
+    assert [r["step"] for r in back.meta["trained"]["history"]] == [6, 12]
 
 
 def test_overfits_one_batch():

@@ -100,6 +100,12 @@ class LMStream:
             pass
         return self.tokens
 
+    def close(self) -> None:
+        """End the request now: the step generator (its KV cache, the text iterator it reads) is
+        closed at once instead of waiting for the cyclic garbage collector (it and this object
+        refer to each other)."""
+        self._steps.close()
+
 
 def _validate(model: TextSpeechLM, text_ids, prompt_text_ids, prompt_speech_ids) -> tuple[list, list, list]:
     cfg = model.cfg

@@ -62,7 +62,7 @@ runtime: `docs/paper_vs_code.md`, "Streaming runtime".
 **Prerequisites:** notebook 02 (the LM's sequences), 04 (chunk masks, `FlowStream` = offline chunk-masked), 05 (the
 vocoder's stream, its caches and cross-fades).
 
-**Runtime:** about 30 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`). Set
+**Runtime:** about 20 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`). Set
 `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed, never checked: they depend
 on the machine and its load.
 """)
@@ -377,8 +377,8 @@ $$L_{\text{first}} = t_{\text{prompt}} + t_{\text{prefill}} + (M + P - 1)\, d_{l
 + t_{fm}(\text{chunk}) + t_{voc}(\text{chunk}) + t_{\text{other}}$$
 
 — processing the voice prompt, the LM's prefill (its first draw runs the whole prefix through the model), the
-$P$ lookahead tokens the flow waits for, the prompt's own flow block, and Python's glue. The paper's 150 ms headline
-(GPU, a pre-registered speaker) leaves the first two out.
+$P$ lookahead tokens the flow waits for, the prompt's own flow block, and Python's glue. The 150 ms headline of the
+official README and blog (a GPU, a pre-registered speaker) leaves the first two out.
 
 **Prompt processing, from scratch.** What the pipeline does with a voice before the LM starts: resample to 24 kHz,
 log-mel (50 Hz), 25 Hz speech tokens, trim both to exactly 2 frames per token, speaker vector from the mel. The cell
@@ -461,7 +461,7 @@ The paper's three terms are the *steady-state* cost of one chunk; what a user wa
 prefill, the lookahead and — with a voice prompt — the prompt's flow block. That block covers the whole prompt at
 once (here 36 tokens, 72 frames, more than two chunks' worth), and it cannot start before the first $P$ tokens exist:
 the lookahead of the prompt's last tokens reads them, in the offline chunk-masked run as in the stream. Levers: a
-short prompt, a pre-registered voice (prompt processing done once, as the paper's 150 ms assumes) and a smaller $M$
+short prompt, a pre-registered voice (prompt processing done once, as the official 150 ms figure assumes) and a smaller $M$
 (the slider in section 7) — the LM term shrinks with $M + P$, the flow's chunk with $M$, while each chunk's fixed
 overhead stays.
 """)

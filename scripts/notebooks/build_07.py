@@ -53,12 +53,12 @@ judge what comes out with models this project did not train.
 7. A small **playground** (text box, voice, streaming toggle) and three checked **exercises**.
 
 **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.6 (the inference scenarios: ICL, cross-lingual, SFT; Fig. 2),
-§3.3–3.4 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
+§3.3 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
 must be independent: DESIGN.md §4 and `minicosy/judges.py`.
 
 **Prerequisites:** none to *use* it; notebooks 00–06 explain every stage, 06 the streaming loop.
 
-**Runtime:** about 50 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`); a third of
+**Runtime:** about 40 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`); a third of
 it is the judges. Set `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed,
 never checked. **Expect a tiny system:** a few million parameters trained for minutes on a CPU — the voices are
 recognisable, the words often are not; the judges say by how much.
@@ -173,6 +173,8 @@ held = demo_items(("mbrola_us3", "mbrola_en1", "rhvoice_lyubov"))
 tests = {u.voice: u for u in read_manifest(FIXTURES) if u.split == "test"}
 sft_utts = [tests[v] for v in ("rhvoice_bdl", "flite_slt", "pico_en_us")]
 assert all(u.voice in model.speakers for u in sft_utts) and not any(it["voice"] in model.speakers for it in held)
+# warm-up, as a running server would be: first-call imports (resampling) and allocations stay out of the timings
+model.synthesize("Hello there.", VoiceReference.from_file(held[0]["prompt"].audio_path(ROOT), held[0]["prompt"].text))
 
 rows, t_synth = [], {}  # one row per synthesis: scenario, voice, text, wav, prompt, reference recordings
 
@@ -660,7 +662,7 @@ md(r"""
   repaired with a warning.
 
 Where to go from here: `make demo` (the same scenarios, WAVs and a PNG under `out/demo/`), `minicosy synth` /
-`minicosy stream` on the command line, and the larger presets (`small()`, `paper()`) on a GPU.
+`minicosy stream` on the command line, and the published sizes (the `paper()` presets) on a GPU.
 """)
 
 nb = new_notebook(cells=cells)
