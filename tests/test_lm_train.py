@@ -186,3 +186,12 @@ def test_token_cer_evaluation_on_fixtures(tmp_path):
         row = res["scenarios"][name]
         assert row["n"] >= 1 and 0 <= row["termination_rate"] <= 1 and row["token_cer"] >= 0
         assert 0 <= row["groundtruth_cer"] < 1.5 and row["length_ratio"] > 0
+        assert 0.0 <= row["length_ratio_in_range"] <= 1.0
+
+
+def test_length_share_counts_utterances_in_range():
+    from minicosy.lm.evaluate import length_share
+    gts = [list(range(10))] * 4
+    gens = [list(range(n)) for n in (7, 8, 12, 13)]  # ratios 0.7, 0.8, 1.2, 1.3
+    assert length_share(gens, gts) == 0.5
+    assert length_share([], []) == 0.0

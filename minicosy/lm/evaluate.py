@@ -6,7 +6,8 @@ trained with an ASR head (CTC on characters), so it can *read* any token sequenc
 :meth:`SpeechTokenizer.read_tokens` → text → CER against the normalised input text, always
 beside the CER of the ground-truth tokens of the same utterances (the tokenizer's own error
 floor). Also reported: the **termination rate** (the share of generations that ended with EOS
-before the length cap) and the **length ratio** (generated / ground-truth tokens).
+before the length cap), the **length ratio** (generated / ground-truth tokens, pooled) and the
+share of utterances whose own ratio lies in 0.8–1.25.
 
 Scenarios (each on up to ``n`` utterances of ``split``):
 
@@ -65,6 +66,15 @@ def _pick(corpus, split: str, tokens: dict, speakers: list[str], n: int, seed: i
             "icl_heldout_voice": [p for p in map(with_prompt, held) if p][:n]}
 
 
+LENGTH_RANGE = (0.8, 1.25)  # per-utterance generated / ground-truth length counted as "right"
+
+
+def length_share(gens, gts, lo: float = LENGTH_RANGE[0], hi: float = LENGTH_RANGE[1]) -> float:
+    """Share of utterances whose generated / ground-truth token count lies in ``[lo, hi]``."""
+    ok = [lo <= len(g) / max(1, len(t)) <= hi for g, t in zip(gens, gts)]
+    return sum(ok) / max(1, len(ok))
+
+
 def evaluate_lm(model: TextSpeechLM, corpus, speech_tokenizer, tokens: dict | None = None, n: int = 20,
                 split: str = "test", seed: int = 0, sampling: SamplingConfig | None = None,
                 scenarios=SCENARIOS) -> dict:
@@ -108,6 +118,7 @@ def evaluate_lm(model: TextSpeechLM, corpus, speech_tokenizer, tokens: dict | No
             "n": len(rows), "token_cer": round(cer(refs, heard), 4), "groundtruth_cer": round(cer(refs, heard_gt), 4),
             "termination_rate": round(sum(ended) / len(ended), 4),
             "length_ratio": round(sum(len(x) for x in gens) / max(1, sum(len(x) for x in gts)), 4),
+            "length_ratio_in_range": round(length_share(gens, gts), 4),
             "example": {"text": refs[0], "heard": heard[0], "heard_groundtruth": heard_gt[0]}}
     return out
 
