@@ -89,3 +89,26 @@ def emit_json(result: dict, out: str | Path | None = None) -> dict:
     if out:
         Path(out).write_text(text + "\n", encoding="utf-8")
     return result
+
+
+def slider_player(play, **sliders) -> None:
+    """Notebook helper: ``ipywidgets`` sliders above an output box; moving one re-runs ``play`` into it.
+
+    ``play(**{name: slider.value})`` runs once with the sliders' starting values as ordinary cell
+    output below the sliders, so an unattended run (nbval, ``make notebooks``) never writes into the
+    widget; later runs replace the box's content.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    box = widgets.Output()
+
+    def rerun(_):
+        with box:
+            box.clear_output(wait=True)
+            play(**{name: s.value for name, s in sliders.items()})
+
+    for s in sliders.values():
+        s.observe(rerun, names="value")
+    display(widgets.VBox([*sliders.values(), box]))
+    play(**{name: s.value for name, s in sliders.items()})

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from minicosy.utils import machine_info, pick_device, seed_everything
+from minicosy.utils import machine_info, pick_device, seed_everything, slider_player
 
 
 def test_pick_device_auto_and_cpu():
@@ -45,3 +45,14 @@ def test_machine_info_names_the_device():
 @pytest.mark.gpu
 def test_pick_device_cuda():
     assert pick_device("cuda").type == "cuda"
+
+
+def test_slider_player_runs_once_then_on_every_move():
+    widgets = pytest.importorskip("ipywidgets")
+    calls = []
+    a, b = widgets.IntSlider(value=3), widgets.FloatSlider(value=0.5)
+    slider_player(lambda n, w: calls.append((n, w)), n=a, w=b)
+    assert calls == [(3, 0.5)]
+    a.value = 7
+    b.value = 1.5
+    assert calls == [(3, 0.5), (7, 0.5), (7, 1.5)]

@@ -9,26 +9,10 @@ that the notebook can be regenerated instead of hand-edited as JSON.
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
+from nbbuild import NotebookBuilder
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[2] / "notebooks" / "02_lm_sequences.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(textwrap.dedent(text).strip("\n")))
-
-
-def code(text: str, hidden: bool = False) -> None:
-    cell = new_code_cell(textwrap.dedent(text).strip("\n"))
-    if hidden:  # collapsed in JupyterLab / Notebook 7: the exercise solutions
-        cell.metadata["jupyter"] = {"source_hidden": True}
-    cells.append(cell)
+builder = NotebookBuilder("02_lm_sequences.ipynb")
+md, code = builder.md, builder.code
 
 
 # ----------------------------------------------------------------------------------------------- title
@@ -945,11 +929,5 @@ md(r"""
 Next: notebook 03 turns speech tokens into a mel spectrogram with conditional flow matching.
 """)
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
-    nbformat.write(nb, out)
-    print(f"wrote {out} ({len(cells)} cells)")
+    builder.main()

@@ -11,26 +11,10 @@ developing (the committed notebook is executed with the default).
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
+from nbbuild import NotebookBuilder
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[2] / "notebooks" / "03_flow_matching.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(textwrap.dedent(text).strip("\n")))
-
-
-def code(text: str, hidden: bool = False) -> None:
-    cell = new_code_cell(textwrap.dedent(text).strip("\n"))
-    if hidden:  # collapsed in JupyterLab / Notebook 7: the exercise solutions
-        cell.metadata["jupyter"] = {"source_hidden": True}
-    cells.append(cell)
+builder = NotebookBuilder("03_flow_matching.ipynb")
+md, code = builder.md, builder.code
 
 
 # ----------------------------------------------------------------------------------------------- title
@@ -91,7 +75,7 @@ from minicosy.flow.masks import with_padding
 from minicosy.flow.matching import GUIDANCE, N_STEPS, SIGMA_MIN, cosine_timesteps, euler_solve, guided_velocity
 from minicosy.flow.model import align_tokens_and_frames
 from minicosy.flow.train import FlowTrainConfig, attach_tokens, flow_loss, load_mels, make_inputs, speaker_vectors
-from minicosy.utils import FIXTURES_DIR, REPO_ROOT
+from minicosy.utils import FIXTURES_DIR, REPO_ROOT, slider_player
 
 PRESET = os.environ.get("MINICOSY_PRESET", "tiny")  # only the tiny checkpoints are committed
 PRETRAINED = REPO_ROOT / "data" / "pretrained" / PRESET  # paths from the repository root
@@ -467,22 +451,6 @@ knob on real mel.
 """)
 
 code(r"""
-def slider_player(play, **sliders):
-    # Sliders above an output box: moving a slider re-runs `play` into the box. The default setting runs once,
-    # as ordinary output below the sliders, so an unattended run never writes into the widget.
-    box = widgets.Output()
-
-    def rerun(_):
-        with box:
-            box.clear_output(wait=True)
-            play(**{name: s.value for name, s in sliders.items()})
-
-    for s in sliders.values():
-        s.observe(rerun, names="value")
-    display(widgets.VBox([*sliders.values(), box]))
-    play(**{name: s.value for name, s in sliders.items()})
-
-
 def toy_player(n_steps=N_STEPS, w=GUIDANCE):
     x = toy_sample(n_steps, cls=0, w=w)
     on_class = float(even[torch.cdist(x, CENTERS).argmin(1)].float().mean())
@@ -1105,11 +1073,5 @@ md(r"""
 Next: notebook 04 opens the masks and the lookahead, and streams this flow chunk by chunk.
 """)
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
-    nbformat.write(nb, out)
-    print(f"wrote {out} ({len(cells)} cells)")
+    builder.main()

@@ -12,26 +12,10 @@ that the notebook can be regenerated instead of hand-edited as JSON.
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
+from nbbuild import NotebookBuilder
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[2] / "notebooks" / "06_streaming.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(textwrap.dedent(text).strip("\n")))
-
-
-def code(text: str, hidden: bool = False) -> None:
-    cell = new_code_cell(textwrap.dedent(text).strip("\n"))
-    if hidden:  # collapsed in JupyterLab / Notebook 7: the exercise solutions
-        cell.metadata["jupyter"] = {"source_hidden": True}
-    cells.append(cell)
+builder = NotebookBuilder("06_streaming.ipynb")
+md, code = builder.md, builder.code
 
 
 # ----------------------------------------------------------------------------------------------- title
@@ -89,7 +73,7 @@ from minicosy.lm.generate import generate, generate_bistream
 from minicosy.lm.sequence import build_sequence
 from minicosy.pipeline import Timing
 from minicosy.text.normalize import split_sentences
-from minicosy.utils import FIXTURES_DIR, REPO_ROOT
+from minicosy.utils import FIXTURES_DIR, REPO_ROOT, slider_player
 from minicosy.voice import MAX_WORDS
 
 CHECKPOINT = os.environ.get("MINICOSY_CHECKPOINT") or None  # None: the committed data/pretrained/tiny
@@ -683,22 +667,6 @@ kernel of the flow's lookahead convolution. It always adds $P$ tokens to the wai
 """)
 
 code(r"""
-def slider_player(play, **sliders):
-    # Sliders above an output box: moving a slider re-runs `play` into the box. The default setting runs once,
-    # as ordinary output below the sliders, so an unattended run never writes into the widget.
-    box = widgets.Output()
-
-    def rerun(_):
-        with box:
-            box.clear_output(wait=True)
-            play(**{name: s.value for name, s in sliders.items()})
-
-    for s in sliders.values():
-        s.observe(rerun, names="value")
-    display(widgets.VBox([*sliders.values(), box]))
-    play(**{name: s.value for name, s in sliders.items()})
-
-
 def chunk_timeline(M_try=M):
     ch, arr, timing, t0 = timed_stream(text.split(". ")[0] + ".", voice, chunk_tokens=M_try)
     lm = sorted(spans(timing.lm_first_token_s, t0) + spans(timing.lm_token_s, t0))
@@ -809,11 +777,5 @@ md(r"""
 Next: notebook 07 — the whole system as a user meets it, judged by the independent judges.
 """)
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
-    nbformat.write(nb, out)
-    print(f"wrote {out} ({len(cells)} cells)")
+    builder.main()

@@ -12,26 +12,10 @@ that the notebook can be regenerated instead of hand-edited as JSON.
 
 from __future__ import annotations
 
-import sys
-import textwrap
-from pathlib import Path
+from nbbuild import NotebookBuilder
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-OUT = Path(__file__).resolve().parents[2] / "notebooks" / "07_end_to_end.ipynb"
-cells = []
-
-
-def md(text: str) -> None:
-    cells.append(new_markdown_cell(textwrap.dedent(text).strip("\n")))
-
-
-def code(text: str, hidden: bool = False) -> None:
-    cell = new_code_cell(textwrap.dedent(text).strip("\n"))
-    if hidden:  # collapsed in JupyterLab / Notebook 7: the exercise solutions
-        cell.metadata["jupyter"] = {"source_hidden": True}
-    cells.append(cell)
+builder = NotebookBuilder("07_end_to_end.ipynb")
+md, code = builder.md, builder.code
 
 
 # ----------------------------------------------------------------------------------------------- title
@@ -665,11 +649,5 @@ Where to go from here: `make demo` (the same scenarios, WAVs and a PNG under `ou
 `minicosy stream` on the command line, and the published sizes (the `paper()` presets) on a GPU.
 """)
 
-nb = new_notebook(cells=cells)
-nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-nb.metadata["language_info"] = {"name": "python"}
-
 if __name__ == "__main__":
-    out = Path(sys.argv[1]) if len(sys.argv) > 1 else OUT
-    nbformat.write(nb, out)
-    print(f"wrote {out} ({len(cells)} cells)")
+    builder.main()
