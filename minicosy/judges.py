@@ -271,6 +271,15 @@ def speaker_embedding(wav, sample_rate: int) -> np.ndarray:
     return encoder.embed_utterance(x).astype(np.float32)
 
 
+def try_speaker_embedding(wav, sample_rate: int) -> tuple[np.ndarray | None, str | None]:
+    """:func:`speaker_embedding`, or ``(None, reason)`` where the judge hears no speech — how a
+    broken synthesis is scored rather than aborting an evaluation (as :func:`intelligibility` does)."""
+    try:
+        return speaker_embedding(wav, sample_rate), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
 def speaker_similarity(wav_a, wav_b, sample_rate: int) -> float:
     """Cosine similarity of the speaker embeddings of two utterances (1 = same voice print)."""
     return float(np.dot(speaker_embedding(wav_a, sample_rate), speaker_embedding(wav_b, sample_rate)))

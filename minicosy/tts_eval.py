@@ -157,12 +157,9 @@ def synthesize_requests(model, requests: list[Request], scenario: str, root, see
 
 def embed(wav, sample_rate: int):
     """Resemblyzer embedding, or ``None`` when the judge hears no speech (a broken synthesis)."""
-    from minicosy.judges import speaker_embedding
+    from minicosy.judges import try_speaker_embedding
 
-    try:
-        return speaker_embedding(wav, sample_rate)
-    except ValueError:
-        return None
+    return try_speaker_embedding(wav, sample_rate)[0]
 
 
 def cosine(a, b) -> float | None:

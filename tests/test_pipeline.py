@@ -84,20 +84,21 @@ def test_stream_equals_offline_chunk_masked_across_sentences(model, voice):
     assert len(t.flow_chunk_s) >= sum(len(x) for x in t.tokens) // 5
 
 
+def endless_text(closed: list):
+    """A text source that never ends (an upstream LLM); appends True to ``closed`` once it is closed."""
+    try:
+        while True:
+            yield "and so on "
+    finally:
+        closed.append(True)
+
+
 def test_bistream_text_iterator_and_early_close(model, voice):
     pieces = ["Hel", "lo the", "re. How", " are you?"]
     out = list(model.stream(iter(pieces), voice))
     assert len(model.last_timing.tokens) == 2 and _ok(np.concatenate(out)).size
     closed = []
-
-    def llm():
-        try:
-            while True:
-                yield "and so on "
-        finally:
-            closed.append(True)
-
-    gen = model.stream(llm(), voice)
+    gen = model.stream(endless_text(closed), voice)
     _ok(next(gen))
     gen.close()
     gc.collect()
@@ -108,18 +109,10 @@ def test_early_close_ends_the_request_without_the_cyclic_gc(model, voice):
     """close() ends the LM request at once — its generator (KV cache) and the text source it reads —
     not whenever the cyclic garbage collector next runs (an LMStream and its steps refer to each other)."""
     closed = []
-
-    def llm():
-        try:
-            while True:
-                yield "and so on "
-        finally:
-            closed.append(True)
-
     was = gc.isenabled()
     gc.disable()  # only reference counting may release anything here
     try:
-        gen = model.stream(llm(), voice)
+        gen = model.stream(endless_text(closed), voice)
         _ok(next(gen))
         gen.close()
         assert closed == [True]

@@ -59,6 +59,7 @@ from minicosy.judges import (
     intelligibility,
     nearest_voice,
     speaker_embedding,
+    try_speaker_embedding,
     voice_centroids,
 )
 from minicosy.utils import DEFAULT_CORPUS_DIR
@@ -186,10 +187,9 @@ def _judge(rows: list[dict], audio: list, system: str, prompt_embs: list, voices
     for r, a, pe in zip(rows, audio, prompt_embs):
         emb = None
         if a is not None and pe is not None:
-            try:
-                emb = speaker_embedding(a, SR)
-            except ValueError as exc:  # no voiced audio: as dissimilar as it gets, and said so
-                r["unscorable"].setdefault(system, str(exc))
+            emb, reason = try_speaker_embedding(a, SR)
+            if reason is not None:  # no voiced audio: as dissimilar as it gets, and said so
+                r["unscorable"].setdefault(system, reason)
         r["sim"][system] = 0.0 if emb is None else round(float(np.dot(emb, pe)), 4)
         r["nearest"][system] = None if emb is None else nearest_voice(emb, voices, cents)[0]
 
