@@ -299,6 +299,21 @@ def test_train_two_steps_and_resume(tmp_path):
     mel = log_mel(_speechlike(0.2))
     assert loaded(mel).shape == voc(mel).shape
 
+    # a fine-tune starts from that export, with the full-band term, and keeps the starting record
+    tcfg_ft = vt.TrainConfig(max_steps=1, max_per_voice=1, warmup_minutes=0.0, n_valid=2, segment_frames=8,
+                             batch_size=2, lambda_mel_full=45.0)
+    vt.train(manifest, tmp_path / "ft", out_dir=tmp_path / "ft_out", tcfg=tcfg_ft, progress=False,
+             log=lambda s: None, init_from=tmp_path / "out")
+    tuned = Vocoder.from_pretrained(tmp_path / "ft_out")
+    assert tuned.meta["training"]["init_from"] == str(tmp_path / "out")
+    assert tuned.meta["training"]["train_config"]["lambda_mel_full"] == 45.0
+    assert tuned.meta["init"]["training"]["steps"] == 3 and tuned.meta["init"]["curve"] == loaded.meta["curve"]
+    # resuming past the budget re-saves without duplicating the last validation point
+    voc_ft = vt.train(manifest, tmp_path / "ft", out_dir=tmp_path / "ft_out", tcfg=tcfg_ft, progress=False,
+                      log=lambda s: None)
+    assert [c["step"] for c in json.loads((tmp_path / "ft" / "curve.json").read_text())] == [0, 1]
+    assert voc_ft(mel).shape == voc(mel).shape
+
 
 def test_pyin_targets_align_with_mel_frames():
     x = _speechlike(1.0, f0=150.0)

@@ -430,6 +430,10 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
         opt_g.load_state_dict(sd["opt_g"])
         opt_d.load_state_dict(sd["opt_d"])
         state = {"init_from": None, **sd["state"]}
+        if state["init_from"] and "init_meta" not in state and Path(state["init_from"]).is_dir():
+            # a fine-tune saved before its starting record was kept: read it from the folder it started from
+            start_meta = Vocoder.from_pretrained(state["init_from"], device="cpu").meta
+            state["init_meta"] = {k: start_meta[k] for k in ("training", "curve") if k in start_meta}
         log(f"resumed from {ckpt}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min")
     elif init_from is not None:
         start = Vocoder.from_pretrained(init_from, device=device)
@@ -437,14 +441,20 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
             raise ValueError(f"{init_from} is a vocoder of another preset; fine-tune it with its own --preset.")
         gen.load_state_dict(start.generator.state_dict())
         state["init_from"] = str(init_from)
+        # the starting checkpoint's own record travels with the fine-tune (notebook 05 plots both curves)
+        state["init_meta"] = {k: start.meta[k] for k in ("training", "curve") if k in start.meta}
         log(f"fine-tuning the generator of {init_from}")
     rng = random.Random(tcfg.seed + state["step"])
     log(f"vocoder {preset}: {vocoder.num_parameters() / 1e6:.2f} M generator parameters, "
         f"{sum(p.numel() for p in disc.parameters()) / 1e6:.2f} M discriminator parameters, device {device}")
 
     def save_all(val_l1):
-        state["curve"].append({"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
-                               "val_mel_l1": round(val_l1, 4), "gan": state["gan_start_step"] is not None})
+        point = {"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
+                 "val_mel_l1": round(val_l1, 4), "gan": state["gan_start_step"] is not None}
+        if state["curve"] and state["curve"][-1]["step"] == state["step"]:
+            state["curve"][-1] = point  # re-saved without training in between (a resume past the budget)
+        else:
+            state["curve"].append(point)
         torch.save({"generator": gen.state_dict(), "discriminators": disc.state_dict(),
                     "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "state": state,
                     "vocoder_config": cfg.to_dict(), "train_config": asdict(tcfg)}, run_dir / "last.pt.tmp")
@@ -458,6 +468,8 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
                                  "train_voices": sorted(set(train_data["voices"])),
                                  "train_config": asdict(tcfg)},
                     "curve": state["curve"]}
+            if state.get("init_meta"):
+                meta["init"] = state["init_meta"]  # the fine-tuned checkpoint's training record and curve
             vocoder.save(out_dir, half=True, meta=meta)
 
     last_eval = state["elapsed_s"]
