@@ -1,4 +1,4 @@
-"""Pieces every trainer shares: length-bucketed batches and the warm-up + cosine learning rate.
+"""Pieces every trainer shares: length-bucketed batches, the warm-up + cosine learning rate, feature caches.
 
 The speech tokenizer, the LM and the flow all train on utterances of very different lengths on a
 small CPU budget, so they batch the same way (sort by length, fill a budget of padded positions,
@@ -12,8 +12,11 @@ References:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
+from pathlib import Path
+from collections.abc import Callable
 
 
 def length_batches(lengths: list[int], budget: int, seed: int) -> list[list[int]]:
@@ -74,3 +77,35 @@ def resume_checkpoint(ckpt, model, opt, cfg, config_cls, device, log=print) -> d
     opt.load_state_dict(saved["opt"])
     log(f"resumed from {ckpt} at step {saved['state']['step']}")
     return saved["state"]
+
+
+def cached_features(rows: list, root, cache_dir, name: str, featurize: Callable,
+                    key_fields: tuple = ("id", "path", "duration")) -> list[dict]:
+    """Per-utterance features of one split, computed once and cached as a ``.pt`` file.
+
+    Args:
+        rows: the split's manifest rows (``Utterance``s, with ``audio_path(root)``).
+        root: the corpus folder the rows' paths are relative to.
+        cache_dir: a folder for the cache; ``"auto"``: ``<root>/cache`` except for the committed fixtures
+            (they are small and read-only); ``None``: no cache.
+        name: the cache file's prefix, e.g. ``"flowmel24k_train"``; a hash of ``key_fields`` of every
+            row completes the name, so a changed split never reads a stale cache.
+        featurize: ``(row, root) → dict`` (or ``None`` to drop the row).
+    """
+    from minicosy.utils import FIXTURES_DIR
+
+    if cache_dir == "auto":
+        cache_dir = None if Path(root).resolve() == FIXTURES_DIR.resolve() else Path(root) / "cache"
+    key = hashlib.sha1("\n".join("|".join(str(getattr(u, f)) for f in key_fields) for u in rows).encode())
+    cache = Path(cache_dir) / f"{name}_{key.hexdigest()[:16]}.pt" if cache_dir else None
+    if cache is not None and cache.is_file():
+        import torch
+
+        return torch.load(cache)
+    out = [d for d in (featurize(u, root) for u in rows) if d is not None]
+    if cache is not None:
+        import torch
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(out, cache)
+    return out

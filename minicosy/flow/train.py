@@ -35,7 +35,6 @@ References:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -52,8 +51,8 @@ from minicosy.flow.masks import attention_mask, with_padding
 from minicosy.flow.matching import conditional_flow
 from minicosy.flow.model import ChunkAwareFlow, FlowConfig, align_tokens_and_frames
 from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, centroids, embed_all, speaker_report
-from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
-from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
+from minicosy.training import cached_features, length_batches, resume_checkpoint, warmup_cosine
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
 
@@ -68,18 +67,9 @@ def load_mels(manifest, split: str, cache_dir: str | Path | None = "auto", voice
     rows = read_manifest(manifest, split=split, voices=voices)
     if not rows:
         raise ValueError(f"manifest {manifest} has no utterances in split {split!r}.")
-    root = manifest_root(manifest)
-    if cache_dir == "auto":
-        cache_dir = None if Path(root).resolve() == FIXTURES_DIR.resolve() else Path(root) / "cache"
-    key = hashlib.sha1("\n".join(f"{u.id}|{u.path}|{u.duration}" for u in rows).encode()).hexdigest()[:16]
-    cache = Path(cache_dir) / f"flowmel24k_{split}_{key}.pt" if cache_dir else None
-    if cache is not None and cache.is_file():
-        return torch.load(cache)
-    out = [{"id": u.id, "voice": u.voice, "mel": log_mel(load_audio(u.audio_path(root), 24000)).half()} for u in rows]
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cache)
-    return out
+    return cached_features(rows, manifest_root(manifest), cache_dir, f"flowmel24k_{split}",
+                           lambda u, root: {"id": u.id, "voice": u.voice,
+                                            "mel": log_mel(load_audio(u.audio_path(root), 24000)).half()})
 
 
 def attach_tokens(data: list[dict], tokens: dict, vocab_size: int, up: int = 2) -> list[dict]:

@@ -33,7 +33,6 @@ References:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import random
 import sys
@@ -50,8 +49,8 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig,
                                              ctc_greedy_decode, text_to_ids)
 from minicosy.text.normalize import normalize_transcript
-from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
-from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT, pick_device, seed_everything
+from minicosy.training import cached_features, length_batches, resume_checkpoint, warmup_cosine
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
 
 # ----------------------------------------------------------------------------- data
 
@@ -68,25 +67,16 @@ def load_split(manifest, split: str, cache_dir: str | Path | None = "auto", voic
     if not rows:
         raise ValueError(f"manifest {manifest} has no utterances in split {split!r}"
                          + (f" for voices {sorted(voices)}" if voices else "") + ".")
-    root = manifest_root(manifest)
-    if cache_dir == "auto":
-        cache_dir = None if Path(root).resolve() == FIXTURES_DIR.resolve() else Path(root) / "cache"
-    key = hashlib.sha1("\n".join(f"{u.id}|{u.path}|{u.duration}|{u.text}" for u in rows).encode()).hexdigest()[:16]
-    cache = Path(cache_dir) / f"tokenizer16k_{split}_{key}.pt" if cache_dir else None
-    if cache is not None and cache.is_file():
-        return torch.load(cache)
-    out = []
-    for u in rows:
-        wav = load_audio(u.audio_path(root), 16000)
-        f = tokenizer_features(wav)
+
+    def featurize(u, root):
+        f = tokenizer_features(load_audio(u.audio_path(root), 16000))
         f = f[:, : f.shape[1] // 4 * 4]
         if f.shape[1] < 4 or not normalize_transcript(u.text):
-            continue  # too short for one token, or nothing to recognise
-        out.append({"id": u.id, "voice": u.voice, "text": normalize_transcript(u.text), "feats": f.half()})
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(out, cache)
-    return out
+            return None  # too short for one token, or nothing to recognise
+        return {"id": u.id, "voice": u.voice, "text": normalize_transcript(u.text), "feats": f.half()}
+
+    return cached_features(rows, manifest_root(manifest), cache_dir, f"tokenizer16k_{split}", featurize,
+                           key_fields=("id", "path", "duration", "text"))
 
 
 def make_batches(data: list[dict], batch_frames: int, seed: int) -> list[list[int]]:
