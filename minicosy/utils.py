@@ -1,4 +1,4 @@
-"""Small helpers shared by every stage: device choice, seeding, paths."""
+"""Small helpers shared by every stage: device choice, seeding, paths, checkpoint files."""
 
 from __future__ import annotations
 
@@ -78,6 +78,53 @@ def machine_info() -> dict:
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
+
+
+def checkpoint_stem(path: str | Path, name: str) -> Path:
+    """Where a ``<stem>.safetensors`` + ``<stem>.json`` checkpoint lives: ``<folder>/<name>`` for a
+    folder, else ``path`` without a ``.json`` / ``.safetensors`` suffix."""
+    p = Path(path)
+    if p.is_dir():
+        return p / name
+    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p
+
+
+def write_checkpoint(stem: Path, state: dict, meta: dict) -> Path:
+    """Write ``<stem>.safetensors`` (``state``, tensors as they are) and ``<stem>.json`` (``meta``)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in state.items()}, str(stem.with_suffix(".safetensors")))
+    stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
+    return stem
+
+
+def read_checkpoint(stem: Path, what: str, train_hint: str) -> tuple[dict, dict]:
+    """``(meta, state)`` of a :func:`write_checkpoint` pair.
+
+    Raises:
+        ValueError: a file is missing (``"<what> file missing: <path>. <train_hint>"``).
+    """
+    import json
+
+    from safetensors.torch import load_file
+
+    for p in (stem.with_suffix(".json"), stem.with_suffix(".safetensors")):
+        if not p.is_file():
+            raise ValueError(f"{what} file missing: {p}. {train_hint}")
+    return json.loads(stem.with_suffix(".json").read_text()), load_file(str(stem.with_suffix(".safetensors")))
+
+
+def check_state_matches(expected: dict, state: dict, where) -> None:
+    """Raise a ``ValueError`` naming the tensors in which ``state`` and a model's ``expected`` state
+    dict differ (missing, unexpected, or of another shape)."""
+    bad = sorted(set(expected) ^ set(state)) + sorted(k for k in state if k in expected
+                                                      and state[k].shape != expected[k].shape)
+    if bad:
+        raise ValueError(f"checkpoint {where} does not match its config (mismatched tensors: {bad[:5]}). "
+                         "Re-export both files together.")
 
 
 def emit_json(result: dict, out: str | Path | None = None) -> dict:

@@ -56,3 +56,21 @@ def test_slider_player_runs_once_then_on_every_move():
     a.value = 7
     b.value = 1.5
     assert calls == [(3, 0.5), (7, 0.5), (7, 1.5)]
+
+
+def test_checkpoint_helpers_roundtrip_and_errors(tmp_path):
+    import torch
+
+    from minicosy.utils import check_state_matches, checkpoint_stem, read_checkpoint, write_checkpoint
+
+    assert checkpoint_stem(tmp_path, "lm") == tmp_path / "lm"  # a folder: its <name> pair
+    assert checkpoint_stem(tmp_path / "x.json", "lm") == checkpoint_stem(tmp_path / "x.safetensors", "lm") == tmp_path / "x"
+    state = {"w": torch.ones(2, 3), "n": torch.tensor([1, 2])}
+    stem = write_checkpoint(tmp_path / "sub" / "m", state, {"config": {"d": 3}})
+    meta, back = read_checkpoint(stem, "toy checkpoint", "Train one.")
+    assert meta == {"config": {"d": 3}} and all(torch.equal(back[k], state[k]) for k in state)
+    check_state_matches(state, back, stem)  # equal: no error
+    with pytest.raises(ValueError, match=r"does not match its config.*'w'"):
+        check_state_matches({"w": torch.ones(3, 3), "n": state["n"]}, back, stem)
+    with pytest.raises(ValueError, match="toy checkpoint file missing: .*nothing.json. Train one."):
+        read_checkpoint(tmp_path / "nothing", "toy checkpoint", "Train one.")

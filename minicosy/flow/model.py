@@ -43,7 +43,6 @@ References:
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -55,7 +54,7 @@ import torch.nn.functional as F
 from minicosy.flow.masks import attention_mask, upsample_mask
 from minicosy.flow.matching import GUIDANCE, N_STEPS, FixedNoise, euler_solve, guided_velocity
 from minicosy.nn import Block
-from minicosy.utils import REPO_ROOT
+from minicosy.utils import REPO_ROOT, checkpoint_stem
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
 FP16_TOLERANCE = 1e-2  # largest |Δ log-mel| an fp16 export may cause (≈ 0.04 dB), else fp32
@@ -462,11 +461,10 @@ class ChunkAwareFlow(nn.Module):
     def save_pretrained(self, path: str | Path, half: bool | str = "auto", extra: dict | None = None) -> Path:
         """Write ``<stem>.safetensors`` and ``<stem>.json``; ``half="auto"`` stores fp16 weights only
         if a probe synthesis moves by at most :data:`FP16_TOLERANCE` (buffers stay fp32)."""
-        from safetensors.torch import save_file
+        from minicosy.utils import write_checkpoint
 
-        stem = _stem(path)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        sd = {k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()}
+        stem = checkpoint_stem(path, "flow")
+        sd = {k: v.detach().cpu().float() for k, v in self.state_dict().items()}
         delta = None
         if half == "auto":
             probe = ChunkAwareFlow(self.cfg).eval()
@@ -478,36 +476,20 @@ class ChunkAwareFlow(nn.Module):
             half = delta <= FP16_TOLERANCE
         if half:
             sd = {k: v if k in ("mel_mean", "mel_std") else v.half() for k, v in sd.items()}
-        save_file(sd, str(stem.with_suffix(".safetensors")))
-        meta = {"format": "minicosy-flow-1", "config": self.cfg.to_dict(), "dtype": "fp16" if half else "fp32",
-                "fp16_max_abs_delta": delta, **(extra or {})}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        return stem
+        return write_checkpoint(stem, sd, {"format": "minicosy-flow-1", "config": self.cfg.to_dict(),
+                                           "dtype": "fp16" if half else "fp32", "fp16_max_abs_delta": delta,
+                                           **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device=None) -> "ChunkAwareFlow":
         """Load :meth:`save_pretrained` files (default ``data/pretrained/tiny/flow``), weights in fp32."""
-        from safetensors.torch import load_file
+        from minicosy.utils import check_state_matches, pick_device, read_checkpoint
 
-        from minicosy.utils import pick_device
-
-        stem = _stem(PRETRAINED_DIR / "flow" if path is None else path)
-        for p in (stem.with_suffix(".json"), stem.with_suffix(".safetensors")):
-            if not p.is_file():
-                raise ValueError(f"flow checkpoint file missing: {p}. Train one with `minicosy train flow`.")
-        meta = json.loads(stem.with_suffix(".json").read_text())
+        stem = checkpoint_stem(PRETRAINED_DIR / "flow" if path is None else path, "flow")
+        meta, state = read_checkpoint(stem, "flow checkpoint", "Train one with `minicosy train flow`.")
         model = cls(FlowConfig.from_dict(meta["config"]))
-        state = {k: v.float() for k, v in load_file(str(stem.with_suffix(".safetensors"))).items()}
-        missing = sorted(set(model.state_dict()) ^ set(state))
-        if missing:
-            raise ValueError(f"{stem}.safetensors does not match its config: keys {missing[:5]} differ.")
-        model.load_state_dict(state)
+        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
+        model.load_state_dict({k: v.float() for k, v in state.items()})
         model.meta = meta
         return model.to(pick_device(device)).eval()
 
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return p / "flow"
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p

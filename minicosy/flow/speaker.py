@@ -36,7 +36,6 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -44,7 +43,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minicosy.utils import REPO_ROOT
+from minicosy.utils import REPO_ROOT, checkpoint_stem
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
 
@@ -155,30 +154,23 @@ class SpeakerEncoder(nn.Module):
 
     def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
         """``<stem>.safetensors`` (fp32: 0.3 M parameters, not worth a precision check) + ``<stem>.json``."""
-        from safetensors.torch import save_file
+        from minicosy.utils import write_checkpoint
 
-        stem = _stem(path)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.detach().cpu().float().contiguous() for k, v in self.state_dict().items()},
-                  str(stem.with_suffix(".safetensors")))
-        meta = {"format": "minicosy-speaker-1", "config": self.cfg.to_dict(), "voices": self.voices, **(extra or {})}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        return stem
+        return write_checkpoint(checkpoint_stem(path, "speaker"),
+                                {k: v.float() for k, v in self.state_dict().items()},
+                                {"format": "minicosy-speaker-1", "config": self.cfg.to_dict(), "voices": self.voices,
+                                 **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device=None) -> "SpeakerEncoder":
         """Load :meth:`save_pretrained` files (default ``data/pretrained/tiny/speaker``)."""
-        from safetensors.torch import load_file
+        from minicosy.utils import check_state_matches, pick_device, read_checkpoint
 
-        from minicosy.utils import pick_device
-
-        stem = _stem(PRETRAINED_DIR / "speaker" if path is None else path)
-        for p in (stem.with_suffix(".json"), stem.with_suffix(".safetensors")):
-            if not p.is_file():
-                raise ValueError(f"speaker encoder file missing: {p}. Train one with `minicosy train speaker`.")
-        meta = json.loads(stem.with_suffix(".json").read_text())
+        stem = checkpoint_stem(PRETRAINED_DIR / "speaker" if path is None else path, "speaker")
+        meta, state = read_checkpoint(stem, "speaker encoder", "Train one with `minicosy train speaker`.")
         model = cls(SpeakerConfig.from_dict(meta["config"]), meta.get("voices"))
-        model.load_state_dict(load_file(str(stem.with_suffix(".safetensors"))))
+        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
+        model.load_state_dict(state)
         model.meta = meta
         return model.to(pick_device(device)).eval()
 
@@ -247,9 +239,3 @@ def speaker_report(model: "SpeakerEncoder", enroll: list[dict], test: list[dict]
     return {"speaker_id_accuracy": correct / n if n else float("nan"), "n_test": n,
             "confusions": confusions, "heldout": report}
 
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return p / "speaker"
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p

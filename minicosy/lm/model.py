@@ -30,7 +30,6 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.lm.sequence import IGNORE, KINDS, M_SPEECH, N_TEXT, eos_id, fill_id, head_size
-from minicosy.utils import REPO_ROOT, pick_device
+from minicosy.utils import REPO_ROOT, checkpoint_stem, pick_device
 
 PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
 
@@ -217,38 +216,25 @@ class TextSpeechLM(nn.Module):
     def save_pretrained(self, stem: str | Path, text_tokenizer: dict | None = None, extra: dict | None = None,
                         dtype: torch.dtype = torch.float16) -> Path:
         """Write ``<stem>.safetensors`` (weights in ``dtype``) and ``<stem>.json``; returns the stem."""
-        from safetensors.torch import save_file
+        from minicosy.utils import write_checkpoint
 
-        stem = _stem(stem)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(stem.with_suffix(".safetensors")))
-        meta = {"model": "minicosy.TextSpeechLM", "config": self.cfg.to_dict(), "text_tokenizer": text_tokenizer,
-                "dtype": str(dtype).replace("torch.", ""), **(extra or {})}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        return stem
+        return write_checkpoint(checkpoint_stem(stem, "lm"), {k: v.to(dtype) for k, v in self.state_dict().items()},
+                                {"model": "minicosy.TextSpeechLM", "config": self.cfg.to_dict(),
+                                 "text_tokenizer": text_tokenizer, "dtype": str(dtype).replace("torch.", ""),
+                                 **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device=None) -> "TextSpeechLM":
         """Load what :meth:`save_pretrained` wrote (default: ``data/pretrained/tiny/lm``), in fp32, eval mode."""
-        from safetensors.torch import load_file
+        from minicosy.utils import check_state_matches, read_checkpoint
 
-        stem = _stem(PRETRAINED_DIR / "lm" if path is None else path)
-        cfg_path, w_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
-        for p in (cfg_path, w_path):
-            if not p.is_file():
-                raise ValueError(f"LM checkpoint file missing: {p}. Train one with `minicosy train lm --preset tiny` "
-                                 "or pass the path of an existing one.")
-        meta = json.loads(cfg_path.read_text())
+        stem = checkpoint_stem(PRETRAINED_DIR / "lm" if path is None else path, "lm")
+        meta, state = read_checkpoint(stem, "LM checkpoint", "Train one with `minicosy train lm --preset tiny` "
+                                      "or pass the path of an existing one.")
         if meta.get("model") != "minicosy.TextSpeechLM":
-            raise ValueError(f"{cfg_path} is not a minicosy LM checkpoint.")
+            raise ValueError(f"{stem}.json is not a minicosy LM checkpoint.")
         model = cls(LMConfig.from_dict(meta["config"]))
-        state, expected = load_file(str(w_path)), model.state_dict()
-        bad = sorted(set(expected) ^ set(state)) + sorted(k for k in state if k in expected
-                                                          and state[k].shape != expected[k].shape)
-        if bad:
-            raise ValueError(f"checkpoint {w_path} does not match its config {cfg_path} (mismatched tensors: "
-                             f"{bad[:5]}). Re-export both files together.")
+        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
         model.load_state_dict({k: v.float() for k, v in state.items()})
         model.meta = meta
         return model.to(pick_device(device)).eval()
@@ -263,9 +249,3 @@ class TextSpeechLM(nn.Module):
                              "encode the text yourself and pass ids.")
         return CharTokenizer.from_dict(d)
 
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return p / "lm"
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p

@@ -44,7 +44,6 @@ References:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -57,7 +56,7 @@ from minicosy.audio import check_waveform, tokenizer_features
 from minicosy.nn import Block
 from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer
 from minicosy.text.normalize import normalize_transcript
-from minicosy.utils import REPO_ROOT, pick_device
+from minicosy.utils import REPO_ROOT, checkpoint_stem, pick_device
 
 SAMPLE_RATE = 16000
 SAMPLES_PER_TOKEN = 640  # 4 feature frames of 160 samples: 25 tokens per second
@@ -357,18 +356,13 @@ class SpeechTokenizer(nn.Module):
 
     def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
         """Write ``<stem>.safetensors`` (fp32 weights) and ``<stem>.json`` (config + ``extra``)."""
-        from safetensors.torch import save_file
+        from minicosy.utils import write_checkpoint
 
-        stem = _stem(path)
-        stem.parent.mkdir(parents=True, exist_ok=True)
         # fp32, never fp16: the tokens are discrete, and fp16 weights flip some of them (an argmin/round
         # near a boundary); the LM and the flow are trained on exactly these tokens.
-        state = {k: v.detach().cpu().float().contiguous() if v.is_floating_point() else v.detach().cpu().contiguous()
-                 for k, v in self.state_dict().items()}
-        save_file(state, str(stem.with_suffix(".safetensors")))
-        meta = {"format": "minicosy-speech-tokenizer-1", "config": self.cfg.to_dict(), **(extra or {})}
-        stem.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
-        return stem
+        state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict().items()}
+        return write_checkpoint(checkpoint_stem(path, "speech_tokenizer"), state,
+                                {"format": "minicosy-speech-tokenizer-1", "config": self.cfg.to_dict(), **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, device=None) -> "SpeechTokenizer":
@@ -380,32 +374,18 @@ class SpeechTokenizer(nn.Module):
                 ``.safetensors`` file (e.g. ``data/pretrained/tiny/vq_tokenizer``).
             device: as for :func:`minicosy.utils.pick_device` (default: CUDA if available).
         """
-        from safetensors.torch import load_file
+        from minicosy.utils import check_state_matches, read_checkpoint
 
-        stem = _stem(PRETRAINED_DIR / "speech_tokenizer" if path is None else path)
-        cfg_path, w_path = stem.with_suffix(".json"), stem.with_suffix(".safetensors")
-        for p in (cfg_path, w_path):
-            if not p.is_file():
-                raise ValueError(f"speech tokenizer checkpoint file missing: {p}. Train one with "
-                                 "`minicosy train tokenizer --preset tiny` or pass the path of an existing one.")
-        meta = json.loads(cfg_path.read_text())
+        stem = checkpoint_stem(PRETRAINED_DIR / "speech_tokenizer" if path is None else path, "speech_tokenizer")
+        meta, state = read_checkpoint(stem, "speech tokenizer checkpoint",
+                                      "Train one with `minicosy train tokenizer --preset tiny` or pass the path of an "
+                                      "existing one.")
         if "config" not in meta:
-            raise ValueError(f"{cfg_path} is not a minicosy speech-tokenizer config (no 'config' key).")
+            raise ValueError(f"{stem}.json is not a minicosy speech-tokenizer config (no 'config' key).")
         model = cls(SpeechTokenizerConfig.from_dict(meta["config"]))
-        state = load_file(str(w_path))
         expected = model.state_dict()
-        bad = sorted(set(expected) ^ set(state)) + sorted(k for k in state if k in expected
-                                                          and state[k].shape != expected[k].shape)
-        if bad:
-            raise ValueError(f"checkpoint {w_path} does not match its config {cfg_path} "
-                             f"(mismatched tensors: {bad[:5]}...). Re-export both files together.")
+        check_state_matches(expected, state, f"{stem}.safetensors")
         model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
         model.meta = meta
         return model.to(pick_device(device)).eval()
 
-
-def _stem(path: str | Path) -> Path:
-    p = Path(path)
-    if p.is_dir():
-        return p / "speech_tokenizer"
-    return p.with_suffix("") if p.suffix in (".json", ".safetensors") else p

@@ -505,7 +505,7 @@ class Vocoder(nn.Module):
         """
         from safetensors.torch import load_file
 
-        from minicosy.utils import pick_device
+        from minicosy.utils import check_state_matches, pick_device
 
         path = Path(path) if path is not None else DEFAULT_PRETRAINED
         if path.is_file():
@@ -521,12 +521,7 @@ class Vocoder(nn.Module):
             raise ValueError(f"{cfile} is not a vocoder config ({exc}).") from exc
         model = cls(cfg)
         sd = {k: v.float() for k, v in load_file(str(wfile)).items()}
-        own = model.generator.state_dict()
-        missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
-        bad = [k for k in own if k in sd and own[k].shape != sd[k].shape]
-        if missing or extra or bad:
-            raise ValueError(f"checkpoint {wfile} does not match its config: missing {missing[:3]}, "
-                             f"unexpected {extra[:3]}, wrong shapes {bad[:3]}. Re-export it with Vocoder.save().")
+        check_state_matches(model.generator.state_dict(), sd, wfile)
         model.generator.load_state_dict(sd)
         model.meta = {k: v for k, v in info.items() if k not in ("config",)}
         return model.to(pick_device(device)).eval()
