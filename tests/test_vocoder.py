@@ -426,6 +426,22 @@ def test_evaluate_vocoder_groups_and_reuse(tmp_path, untrained):
     assert again["groups"]["all"]["neural"]["mel_l1"] == first["groups"]["all"]["neural"]["mel_l1"]
 
 
+def test_paired_comparison_intervals_and_mismatch():
+    def row(i, held, wer, sim):
+        return {"id": f"u{i}", "held_out": held, "words": 10, "wer": {"neural": wer}, "sim": {"neural": sim}}
+
+    before = {"utterances": [row(i, i >= 6, 0.3, 0.90) for i in range(8)], "checkpoint": {"steps": 1}}
+    after = {"utterances": [row(i, i >= 6, 0.2 if i < 3 else 0.3, 0.95) for i in range(8)]}
+    c = vocoder_eval.paired_comparison(before, after, n_boot=500)
+    tr, held = c["groups"]["train_voices"], c["groups"]["held_out_voices"]
+    assert tr["utterances"] == 6 and tr["fewer_errors"] == 3 and tr["more_errors"] == 0
+    assert math.isclose(tr["delta_wer"], -0.05) and tr["delta_wer_ci95"][0] < -0.05 < tr["delta_wer_ci95"][1] <= 0
+    assert math.isclose(tr["delta_similarity"], 0.05) and tr["delta_similarity_ci95"] == [0.05, 0.05]
+    assert held["delta_wer"] == 0 and held["delta_wer_ci95"] == [0, 0]  # identical errors: no change, no spread
+    with pytest.raises(ValueError, match="different utterances"):
+        vocoder_eval.paired_comparison(before, {"utterances": after["utterances"][:-1]})
+
+
 def test_lr_scale_constant_then_halves():
     tcfg = vt.TrainConfig(decay_start_minutes=100.0, lr_half_life_minutes=10.0)
     assert vt.lr_scale(0.0, tcfg) == vt.lr_scale(100.0, tcfg) == 1.0

@@ -160,6 +160,48 @@ def evaluate_vocoder(vocoder: Vocoder | None = None, manifest=None, split: str =
             "utterances": rows, "seconds": round(time.time() - t0, 1)}
 
 
+def paired_comparison(before: dict, after: dict, system: str = "neural", n_boot: int = 5000,
+                      seed: int = 0) -> dict:
+    """How ``after`` differs from ``before`` (two :func:`evaluate_vocoder` results on the same utterances).
+
+    Per voice group: the change of corpus WER and of mean similarity, each with a 95 % paired bootstrap
+    interval (utterances resampled with replacement, the same draw for both checkpoints), and how many
+    utterances got fewer / more word errors. An interval that contains 0 is a change the sample cannot
+    tell from chance.
+
+    Raises:
+        ValueError: the two results judged different utterances.
+    """
+    ids_b, ids_a = [r["id"] for r in before["utterances"]], [r["id"] for r in after["utterances"]]
+    if ids_b != ids_a:
+        raise ValueError("the two evaluations judged different utterances; run both with the same --split, "
+                         "--per-voice and corpus.")
+    rng = np.random.default_rng(seed)
+    out = {}
+    for group, held in (("train_voices", False), ("held_out_voices", True)):
+        pairs = [(b, a) for b, a in zip(before["utterances"], after["utterances"]) if b["held_out"] == held]
+        if not pairs:
+            continue
+        words = np.array([b["words"] for b, _ in pairs], dtype=float)
+        err_b = np.array([b["wer"][system] * b["words"] for b, _ in pairs])
+        err_a = np.array([a["wer"][system] * a["words"] for _, a in pairs])
+        d_sim = np.array([a["sim"][system] - b["sim"][system] for b, a in pairs])
+        draws = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
+        # corpus ΔWER = (Σ errors_after − Σ errors_before) / Σ words, over each resample
+        boot_wer = (err_a[draws].sum(1) - err_b[draws].sum(1)) / np.maximum(words[draws].sum(1), 1)
+        boot_sim = d_sim[draws].mean(1)
+        out[group] = {
+            "utterances": len(pairs),
+            "delta_wer": round(float((err_a.sum() - err_b.sum()) / max(words.sum(), 1)), 4),
+            "delta_wer_ci95": [round(float(x), 4) for x in np.percentile(boot_wer, [2.5, 97.5])],
+            "delta_similarity": round(float(d_sim.mean()), 4),
+            "delta_similarity_ci95": [round(float(x), 4) for x in np.percentile(boot_sim, [2.5, 97.5])],
+            "fewer_errors": int((err_a < err_b).sum()), "more_errors": int((err_a > err_b).sum()),
+        }
+    return {"system": system, "before_checkpoint": before.get("checkpoint", {}).get("steps"),
+            "n_boot": n_boot, "seed": seed, "groups": out}
+
+
 def eval_markdown(result: dict) -> str:
     """The README table: one row per voice group and system."""
     lines = ["| voices | system | WER | WER / recording | similarity to recording | log-mel L1 |",
@@ -195,15 +237,24 @@ def add_eval_args(p) -> None:
     p.add_argument("--out", default=str(DEFAULT_PRETRAINED / "vocoder_eval.json"))
     p.add_argument("--reuse", default=None,
                    help="an earlier vocoder_eval.json: reuse its recording / Griffin-Lim records")
+    p.add_argument("--compare-to", default=None,
+                   help="an earlier vocoder_eval.json of another checkpoint on the same utterances: add a paired "
+                        "comparison (bootstrap intervals of the WER and similarity changes)")
 
 
 def eval_cli(args) -> int:
     reuse = json.loads(Path(args.reuse).read_text()) if args.reuse else None
     result = evaluate_vocoder(Vocoder.from_pretrained(args.checkpoint, device="cpu"), args.corpus, args.split,
                               args.per_voice, jobs=args.jobs, reuse=reuse, log=lambda s: print(s, flush=True))
+    if args.compare_to:
+        result["comparison"] = paired_comparison(json.loads(Path(args.compare_to).read_text()), result)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(eval_markdown(result))
+    for g, c in result.get("comparison", {}).get("groups", {}).items():
+        print(f"vs {args.compare_to}, {g}: ΔWER {c['delta_wer']:+.3f} (95 % CI {c['delta_wer_ci95'][0]:+.3f} to "
+              f"{c['delta_wer_ci95'][1]:+.3f}), Δsimilarity {c['delta_similarity']:+.4f} (95 % CI "
+              f"{c['delta_similarity_ci95'][0]:+.4f} to {c['delta_similarity_ci95'][1]:+.4f})")
     print(f"wrote {args.out}")
     return 0
 
