@@ -450,7 +450,7 @@ def _flow_cmd(args) -> int:
     vocab = SpeechTokenizer.from_pretrained(args.tokenizer, device="cpu").codebook_size
     cfg = getattr(FlowConfig, args.preset)()
     cfg.vocab_size = vocab  # the speech codebook of the tokenizer that made the token cache
-    tc = FlowTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed")
+    tc = FlowTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                             if getattr(args, k) is not None})
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "flow")
     out = args.out or (REPO_ROOT / "runs" / f"flow_{args.preset}")
@@ -464,7 +464,7 @@ def _flow_cmd(args) -> int:
 def _speaker_cmd(args) -> int:
     torch.set_num_threads(args.threads)
     scfg = SpeakerConfig.tiny() if args.preset == "tiny" else SpeakerConfig()
-    tc = SpeakerTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed")
+    tc = SpeakerTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                                if getattr(args, k) is not None})
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "speaker")
     out = args.out or (REPO_ROOT / "runs" / f"speaker_{args.preset}")
@@ -487,6 +487,8 @@ def register_cli(groups) -> None:
         p.add_argument("--max-steps", type=int, default=None)
         p.add_argument("--max-minutes", type=float, default=None)
         p.add_argument("--seed", type=int, default=None)
+        p.add_argument("--lr", type=float, default=None,
+                       help="peak learning rate of the warm-up + cosine (a resumed run follows the new schedule)")
         p.add_argument("--device", default=None)
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
         p.add_argument("--no-progress", action="store_true")
