@@ -143,6 +143,9 @@ def _to_pcm16(wav16k: np.ndarray) -> np.ndarray:
 def _decode_pcm(pcm: np.ndarray) -> str:
     """Transcribe 16 kHz int16 PCM with this process's cached decoder."""
     dec = _decoder()
+    # The decoder keeps feature-normalisation state from the utterances it decoded before, even with
+    # batch CMN: without a reset a transcript depends on what this process transcribed earlier.
+    dec.reinit_feat()
     dec.start_utt()
     dec.process_raw(pcm.tobytes(), no_search=False, full_utt=True)  # whole utterance: batch CMN
     dec.end_utt()

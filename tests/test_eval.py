@@ -178,6 +178,22 @@ def test_transcribe_many_pool_matches_serial():
     assert ev.transcribe_many(clips, SR, jobs=2) == ev.transcribe_many(clips, SR, jobs=1)
 
 
+def test_transcripts_do_not_depend_on_what_was_transcribed_before():
+    """The cached decoder is reset per utterance: one clip reads the same after other clips."""
+    from minicosy.audio import load_audio
+    from minicosy.utils import FIXTURES_DIR
+
+    files = sorted((FIXTURES_DIR / "audio").glob("*/*.flac"))[:8]
+    wavs = [load_audio(f, 16000) for f in files]
+    first = [ev.transcribe(w, 16000) for w in wavs]
+    again = []
+    for w in wavs:
+        for quiet in wavs[:4]:  # very quiet clips in between moved the decoder's normalisation before the reset
+            ev.transcribe(0.02 * quiet, 16000)
+        again.append(ev.transcribe(w, 16000))
+    assert first == again
+
+
 # ----------------------------------------------------------------------------- the judges on speech
 
 SENTENCES = ["The weather is nice and warm today.", "Please open the window in the kitchen."]
