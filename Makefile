@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minicosy-installed
 
-.PHONY: demo test install debian notebooks corpus clean-venv benchmarks
+.PHONY: demo test install debian notebooks sync-notebooks corpus clean-venv benchmarks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# Execute every notebook in place (outputs and execution counts kept).
-notebooks: $(STAMP)
+# The py:percent twins (notebooks/NN_name.py) are the notebooks' source: sync-notebooks writes their cells into
+# the .ipynb (outputs kept, nothing executed); notebooks syncs, then executes every notebook in place
+# (outputs and execution counts kept).
+sync-notebooks: $(STAMP)
+	$(PY) -m jupytext --update --to ipynb notebooks/*.py
+
+notebooks: sync-notebooks
 	$(PY) scripts/nbrun.py notebooks/*.ipynb
 
 corpus: $(STAMP)

@@ -5,6 +5,9 @@
 Each notebook runs with its folder as the working directory (as Jupyter does), in the current
 Python environment, and the wall time is printed: the house rule is ≤ 90 s on 2 CPU cores in the
 default (tiny) mode. ``--check`` exits non-zero when a notebook exceeds the limit.
+
+``make notebooks`` first writes each ``notebooks/NN_name.py`` twin's cells into its .ipynb (jupytext); run
+``make sync-notebooks`` before calling this script by hand after editing a twin.
 """
 
 from __future__ import annotations

@@ -1,57 +1,35 @@
-"""Build ``notebooks/06_streaming.ipynb`` (cells only, no outputs); execute it afterwards with
+# %% [markdown]
+# # 06 · Streaming: text in, audio out while the text is still arriving
+#
+# **What you build here:** nothing new — you take the trained system apart while it streams, and watch every stage
+# work on one request.
+#
+# 1. **The LM streams** — the $N{:}M$ interleaved layout of the unified streaming LM, with the text itself arriving as
+#    an iterator of strings (*bistream*): which text the LM has read when it draws each speech token.
+# 2. **The streaming loop** — every $M$ tokens (once $P$ more exist) one cached step of the chunk-aware flow, every mel
+#    chunk one step of the streaming vocoder: a timeline of one `MiniCosy.stream` request against the wall clock.
+# 3. **First-packet latency** — its parts (prompt processing, LM prefill, $M + P$ tokens, one flow chunk, one vocoder
+#    chunk), measured, and compared with the paper's formula.
+# 4. **Streamed = offline, chunk-masked** — the mel exactly, the audio up to the vocoder's cross-fades.
+# 5. **Long text** — split into sentences, one vocoder stream across them: no gap at the joins.
+# 6. **Closing early** — a 20,000-character text, stopped after the first packet; what is released.
+# 7. **Listen**, a chunk-size slider that redraws the timeline, and three checked **exercises**.
+#
+# **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.3 (unified text-speech LM, the streaming layout of Fig. 2),
+# §2.4 (chunk-aware flow matching), §2.5 (latency of the streaming mode). Where minicosy departs from the official
+# runtime: `docs/paper_vs_code.md`, "Streaming runtime".
+#
+# **Code:** `minicosy/pipeline.py` (`MiniCosy.stream`, `Timing`), `minicosy/lm/generate.py` (`generate_bistream`),
+# `minicosy/flow/streaming.py` (`FlowStream`), `minicosy/vocoder/hift.py` (`Vocoder.stream`).
+#
+# **Prerequisites:** notebook 02 (the LM's sequences), 04 (chunk masks, `FlowStream` = offline chunk-masked), 05 (the
+# vocoder's stream, its caches and cross-fades).
+#
+# **Runtime:** about 20 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`). Set
+# `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed, never checked: they depend
+# on the machine and its load.
 
-    nice -n 19 .venv/bin/python scripts/notebooks/build_06.py
-    nice -n 19 .venv/bin/python scripts/nbrun.py notebooks/06_streaming.ipynb
-
-``MINICOSY_CHECKPOINT=/path/to/folder`` in the environment makes the notebook load another checkpoint
-folder than the committed ``data/pretrained/tiny`` (the same variable as notebook 07).
-
-The notebook is the source of truth for readers; this script is the source of truth for edits, so
-that the notebook can be regenerated instead of hand-edited as JSON.
-"""
-
-from __future__ import annotations
-
-from nbbuild import NotebookBuilder
-
-builder = NotebookBuilder("06_streaming.ipynb")
-md, code = builder.md, builder.code
-
-
-# ----------------------------------------------------------------------------------------------- title
-md(r"""
-# 06 · Streaming: text in, audio out while the text is still arriving
-
-**What you build here:** nothing new — you take the trained system apart while it streams, and watch every stage
-work on one request.
-
-1. **The LM streams** — the $N{:}M$ interleaved layout of the unified streaming LM, with the text itself arriving as
-   an iterator of strings (*bistream*): which text the LM has read when it draws each speech token.
-2. **The streaming loop** — every $M$ tokens (once $P$ more exist) one cached step of the chunk-aware flow, every mel
-   chunk one step of the streaming vocoder: a timeline of one `MiniCosy.stream` request against the wall clock.
-3. **First-packet latency** — its parts (prompt processing, LM prefill, $M + P$ tokens, one flow chunk, one vocoder
-   chunk), measured, and compared with the paper's formula.
-4. **Streamed = offline, chunk-masked** — the mel exactly, the audio up to the vocoder's cross-fades.
-5. **Long text** — split into sentences, one vocoder stream across them: no gap at the joins.
-6. **Closing early** — a 20,000-character text, stopped after the first packet; what is released.
-7. **Listen**, a chunk-size slider that redraws the timeline, and three checked **exercises**.
-
-**Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.3 (unified text-speech LM, the streaming layout of Fig. 2),
-§2.4 (chunk-aware flow matching), §2.5 (latency of the streaming mode). Where minicosy departs from the official
-runtime: `docs/paper_vs_code.md`, "Streaming runtime".
-
-**Code:** `minicosy/pipeline.py` (`MiniCosy.stream`, `Timing`), `minicosy/lm/generate.py` (`generate_bistream`),
-`minicosy/flow/streaming.py` (`FlowStream`), `minicosy/vocoder/hift.py` (`Vocoder.stream`).
-
-**Prerequisites:** notebook 02 (the LM's sequences), 04 (chunk masks, `FlowStream` = offline chunk-masked), 05 (the
-vocoder's stream, its caches and cross-fades).
-
-**Runtime:** about 20 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`). Set
-`MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed, never checked: they depend
-on the machine and its load.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import gc
 import itertools
@@ -93,16 +71,14 @@ H = model.vocoder.cfg.stream_lookahead  # frames the vocoder holds back per run
 print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | checkpoint: "
       f"{CHECKPOINT or 'data/pretrained/tiny'}")
 print(f"LM block N:M = {N_LM}:{M_LM} | flow chunk M = {M} tokens, lookahead P = {P} | vocoder holds back H = {H} frames")
-""")
 
-md(r"""
-The voice for this notebook is a **held-out** one (`mbrola_us3`, never heard in training): the prompt clip and its
-transcript come from the committed fixtures, chosen by the same rule as `make demo` (`minicosy.demo.demo_items`).
-A first, short request warms the system up — imports and first-call allocations — so that the timings below are
-those of a running server, not of Python loading libraries.
-""")
+# %% [markdown]
+# The voice for this notebook is a **held-out** one (`mbrola_us3`, never heard in training): the prompt clip and its
+# transcript come from the committed fixtures, chosen by the same rule as `make demo` (`minicosy.demo.demo_items`).
+# A first, short request warms the system up — imports and first-call allocations — so that the timings below are
+# those of a running server, not of Python loading libraries.
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 item = demo_items(("mbrola_us3",))[0]
 prompt = item["prompt"]
@@ -111,31 +87,28 @@ t0 = time.perf_counter()
 warm = list(model.stream("Hello there.", voice))
 print(f"prompt: {prompt.id}, {voice.duration_ms / 1000:.2f} s, {voice.sample_rate} Hz: '{prompt.text}'")
 print(f"warm-up request took {time.perf_counter() - t0:.2f} s")
-""")
 
-# ----------------------------------------------------------------------------------------------- 1 LM
-md(r"""
-## 1 · The LM streams: $N{:}M$ blocks, text arriving as it is written
+# %% [markdown]
+# ## 1 · The LM streams: $N{:}M$ blocks, text arriving as it is written
+#
+# A streaming LM cannot wait for the whole text. CosyVoice 2 (§2.3, Fig. 2) trains one LM on two layouts mixed
+# together; the streaming one interleaves **$N$ text tokens, then $M$ speech tokens**, block after block:
+#
+# $$[\text{SOS}]\;\underbrace{t_1 \dots t_N}_{\text{text}}\;\underbrace{s_1 \dots s_M}_{\text{speech}}\;
+# \underbrace{t_{N+1} \dots t_{2N}}_{\text{text}}\;\underbrace{s_{M+1} \dots s_{2M}}_{\text{speech}}\;\dots\;
+# t_{\text{rest}}\;[\text{TASK}]\;s \dots s\;[\text{EOS}]$$
+#
+# In training, the output after the $M$-th speech token of a block is the target **FILL** ("more text, please");
+# at inference FILL is never sampled — the schedule forces it — and the next $N$ text tokens are fed instead. EOS stays
+# masked until the text has ended. The paper uses $N{:}M = 5{:}15$ with BPE text; minicosy's tiny LM reads characters
+# (about 1.4 speech tokens each), so its block is $15{:}15$.
+#
+# **Bistream.** The text may arrive as an iterator of strings — an LLM writing its answer. `generate_bistream` pulls
+# from it only when it needs the next $N$ text tokens. Below, a toy "LLM" yields one word at a time and records how
+# many speech tokens the LM had drawn when each word was pulled. The voice is an SFT speaker here (a speaker tag,
+# no prompt) so that the blocks start at the first token.
 
-A streaming LM cannot wait for the whole text. CosyVoice 2 (§2.3, Fig. 2) trains one LM on two layouts mixed
-together; the streaming one interleaves **$N$ text tokens, then $M$ speech tokens**, block after block:
-
-$$[\text{SOS}]\;\underbrace{t_1 \dots t_N}_{\text{text}}\;\underbrace{s_1 \dots s_M}_{\text{speech}}\;
-\underbrace{t_{N+1} \dots t_{2N}}_{\text{text}}\;\underbrace{s_{M+1} \dots s_{2M}}_{\text{speech}}\;\dots\;
-t_{\text{rest}}\;[\text{TASK}]\;s \dots s\;[\text{EOS}]$$
-
-In training, the output after the $M$-th speech token of a block is the target **FILL** ("more text, please");
-at inference FILL is never sampled — the schedule forces it — and the next $N$ text tokens are fed instead. EOS stays
-masked until the text has ended. The paper uses $N{:}M = 5{:}15$ with BPE text; minicosy's tiny LM reads characters
-(about 1.4 speech tokens each), so its block is $15{:}15$.
-
-**Bistream.** The text may arrive as an iterator of strings — an LLM writing its answer. `generate_bistream` pulls
-from it only when it needs the next $N$ text tokens. Below, a toy "LLM" yields one word at a time and records how
-many speech tokens the LM had drawn when each word was pulled. The voice is an SFT speaker here (a speaker tag,
-no prompt) so that the blocks start at the first token.
-""")
-
-code(r"""
+# %%
 tok = model.text_tokenizer
 text1 = "Nancy hates studying science on rainy mornings at home."
 pulled = []
@@ -152,9 +125,8 @@ lm_req = generate_bistream(model.lm, llm_words(text1), tok, speaker="flite_slt",
                            generator=torch.Generator().manual_seed(0))
 speech = lm_req.run()
 kinds = [(k, len(list(g))) for k, g in itertools.groupby(kind for kind, _ in lm_req.fed)]  # run lengths
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 text_ids = [tok.speaker_id("flite_slt")] + tok.encode(text1)  # what the LM read: the speaker tag, then the text
 n_blocks = len(text_ids) // N_LM
@@ -165,17 +137,15 @@ print("speech tokens drawn when each word was pulled:", [n for _, n in pulled])
 assert lm_req.fed[0] == ("sos", None) and all(n == N_LM for k, n in kinds[1:2 * n_blocks:2])
 assert all(n == M_LM for k, n in kinds[2:2 * n_blocks + 1:2])  # every full block: exactly M speech tokens
 assert [n for _, n in pulled] == sorted(n for _, n in pulled) and pulled[-1][1] <= M_LM * n_blocks
-""")
 
-md(r"""
-The words are pulled in bursts: the LM reads a block of $N$ characters, draws $M$ speech tokens, and only then asks
-the text source for more. **The same layout as in training:** `build_sequence(text, speech, streaming=True)` —
-the function that builds the LM's training sequences — gives exactly what the KV cache holds (`fed`), FILL excepted
-(a target, never an input). And the text arriving word by word changes nothing: with the whole text known at once
-(`generate(..., streaming=True)`) the same seed draws the same tokens.
-""")
+# %% [markdown]
+# The words are pulled in bursts: the LM reads a block of $N$ characters, draws $M$ speech tokens, and only then asks
+# the text source for more. **The same layout as in training:** `build_sequence(text, speech, streaming=True)` —
+# the function that builds the LM's training sequences — gives exactly what the KV cache holds (`fed`), FILL excepted
+# (a target, never an input). And the text arriving word by word changes nothing: with the whole text known at once
+# (`generate(..., streaming=True)`) the same seed draws the same tokens.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 inputs, targets = build_sequence(text_ids, speech, streaming=True, n=N_LM, m=M_LM)
 print("fed == build_sequence inputs:", lm_req.fed == inputs)
@@ -184,9 +154,8 @@ whole = generate(model.lm, tok.encode(text1), speaker_id=tok.speaker_id("flite_s
                  generator=torch.Generator().manual_seed(0)).run()
 print("bistream tokens == whole-text streaming tokens:", whole == speech)
 assert lm_req.fed == inputs and whole == speech
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(11, 1.9))
 colors = {"sos": "k", "text": "C0", "speech": "C1", "task": "C3"}
 x = 0
@@ -201,28 +170,26 @@ ax.set(yticks=[], xlabel="position in the LM's input", xlim=(0, x),
        title="one streaming request: text blocks (blue), speech (orange), TASK (red); green = FILL forced")
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------------- 2 loop
-md(r"""
-## 2 · The streaming loop on a timeline
 
-`MiniCosy.stream(text, voice)` chains three streaming stages in one thread:
+# %% [markdown]
+# ## 2 · The streaming loop on a timeline
+#
+# `MiniCosy.stream(text, voice)` chains three streaming stages in one thread:
+#
+# 1. the LM draws one speech token at a time (the layout above);
+# 2. each token is pushed into the flow's `FlowStream`; once $M$ new tokens **and $P$ more** exist, one cached step of
+#    the chunk-aware flow turns the chunk into $2M$ final mel frames (notebook 04) — with a voice prompt the prompt's
+#    own tokens form a first block, computed once $P$ tokens exist (the lookahead of its last tokens);
+# 3. each mel chunk goes into `Vocoder.stream`, which emits everything except the $H$ frames it holds back for the
+#    next cross-fade (notebook 05).
+#
+# `MiniCosy.last_timing` (a `Timing`) records the cost of every step: one entry per LM draw, flow block and audio
+# chunk. It stores durations; to place them on a clock we hand `stream` a `Timing` whose lists also note *when* each
+# entry arrived — an ordinary `list` with a timestamp per `append`. Everything runs in one thread, so an entry ends
+# when it is appended and started its duration earlier.
 
-1. the LM draws one speech token at a time (the layout above);
-2. each token is pushed into the flow's `FlowStream`; once $M$ new tokens **and $P$ more** exist, one cached step of
-   the chunk-aware flow turns the chunk into $2M$ final mel frames (notebook 04) — with a voice prompt the prompt's
-   own tokens form a first block, computed once $P$ tokens exist (the lookahead of its last tokens);
-3. each mel chunk goes into `Vocoder.stream`, which emits everything except the $H$ frames it holds back for the
-   next cross-fade (notebook 05).
-
-`MiniCosy.last_timing` (a `Timing`) records the cost of every step: one entry per LM draw, flow block and audio
-chunk. It stores durations; to place them on a clock we hand `stream` a `Timing` whose lists also note *when* each
-entry arrived — an ordinary `list` with a timestamp per `append`. Everything runs in one thread, so an entry ends
-when it is appended and started its duration earlier.
-""")
-
-code(r"""
+# %%
 class Stamped(list):
     # A list that also records when each entry was added (time.perf_counter()).
 
@@ -278,16 +245,14 @@ chunks, arrivals, tm, t_call = timed_stream(text, voice)
 streamed = np.concatenate(chunks)
 lm_spans = sorted(spans(tm.lm_first_token_s, t_call) + spans(tm.lm_token_s, t_call))
 flow_spans, voc_spans = spans(tm.flow_chunk_s, t_call), spans(tm.vocoder_chunk_s, t_call)
-""")
 
-md(r"""
-**When does each stage fire?** Count the LM draws that finished before each flow block. For one sentence with a
-prompt the schedule is fixed: the prompt block after $P$ tokens, chunk $k$ after $M(k+1) + P$ tokens, the rest at the
-end of the sentence (its last chunk has no lookahead: zeros, as offline). The vocoder's first piece is the first
-chunk's $2M$ frames minus the $H$ it holds back.
-""")
+# %% [markdown]
+# **When does each stage fire?** Count the LM draws that finished before each flow block. For one sentence with a
+# prompt the schedule is fixed: the prompt block after $P$ tokens, chunk $k$ after $M(k+1) + P$ tokens, the rest at the
+# end of the sentence (its last chunk has no lookahead: zeros, as offline). The vocoder's first piece is the first
+# chunk's $2M$ frames minus the $H$ it holds back.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 n1 = len(tm.tokens[0])  # tokens of the first sentence
 drawn_before = [sum(end <= fe + 1e-9 for _, end in lm_spans) for _, fe in flow_spans]
@@ -298,9 +263,8 @@ print(f"first audio chunk: {len(chunks[0]) // HOP} frames = 2M − H = {UP * M} 
 assert n1 >= 2 * M + P and full[:3] == [P, M + P, 2 * M + P]
 assert len(chunks[0]) == (UP * M - H) * HOP
 assert len(streamed) == UP * HOP * sum(map(len, tm.tokens))  # 2 frames of 480 samples per token, no more, no less
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 s = tm.summary()
 print(f"{s['n_tokens']} tokens, {s['n_flow_chunks']} flow blocks, {s['n_audio_chunks']} audio chunks; "
@@ -308,9 +272,9 @@ print(f"{s['n_tokens']} tokens, {s['n_flow_chunks']} flow blocks, {s['n_audio_ch
       f"{1000 * s['first_packet_s']:.0f} ms")
 print(f"medians: LM {1000 * s['lm_per_token_s']:.1f} ms/token, flow {1000 * s['flow_per_chunk_s']:.0f} ms/block, "
       f"vocoder {1000 * s['vocoder_per_chunk_s']:.0f} ms/chunk")
-""")
 
-code(r"""
+
+# %%
 def plot_timeline(lm_spans, flow_spans, voc_spans, chunks, arrivals, prompt_s, title, ax_lanes, ax_audio):
     lanes = [("prompt", [(0.0, prompt_s)], "C7"), ("LM draws", lm_spans, "C0"), ("flow blocks", flow_spans, "C1"),
              ("vocoder", voc_spans, "C2")]
@@ -334,42 +298,38 @@ plot_timeline(lm_spans, flow_spans, voc_spans, chunks, arrivals, tm.prompt_s,
               f"one request: M = {M}, P = {P}, {len(tm.tokens)} sentences", ax1, ax2)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-Read the top lane by lane: the LM's draws (thin blue ticks) stop each time the flow computes a block (orange) — the
-same thread does both — and each flow block is followed at once by a short vocoder run (green) and an audio chunk
-(red line). At the end of a sentence the flow flushes its last, shorter chunk; the second sentence starts with a
-new LM request and a new flow stream (the prompt block again), while the vocoder keeps running as **one** stream.
-On the right: as long as the staircase stays above the dotted line, a player that started at the first packet never
-runs dry.
-""")
+# %% [markdown]
+# Read the top lane by lane: the LM's draws (thin blue ticks) stop each time the flow computes a block (orange) — the
+# same thread does both — and each flow block is followed at once by a short vocoder run (green) and an audio chunk
+# (red line). At the end of a sentence the flow flushes its last, shorter chunk; the second sentence starts with a
+# new LM request and a new flow stream (the prompt block again), while the vocoder keeps running as **one** stream.
+# On the right: as long as the staircase stays above the dotted line, a player that started at the first packet never
+# runs dry.
 
-# ----------------------------------------------------------------------------------------------- 3 latency
-md(r"""
-## 3 · First-packet latency, part by part
+# %% [markdown]
+# ## 3 · First-packet latency, part by part
+#
+# The paper (§2.5) writes the first-packet latency of the streaming TTS as the time to produce the first chunk's $M$
+# tokens, their mel and their waveform:
+#
+# $$L_{TTS} = M \cdot d_{lm} + M \cdot d_{fm} + M \cdot d_{voc}$$
+#
+# with $d_{lm}$, $d_{fm}$, $d_{voc}$ the compute time per speech token of the LM, the flow and the vocoder. The measured
+# first packet has more parts:
+#
+# $$L_{\text{first}} = t_{\text{prompt}} + t_{\text{prefill}} + (M + P - 1)\, d_{lm} + t_{fm}(\text{prompt block})
+# + t_{fm}(\text{chunk}) + t_{voc}(\text{chunk}) + t_{\text{other}}$$
+#
+# — processing the voice prompt, the LM's prefill (its first draw runs the whole prefix through the model), the
+# $P$ lookahead tokens the flow waits for, the prompt's own flow block, and Python's glue. The 150 ms headline of the
+# official README and blog (a GPU, a pre-registered speaker) leaves the first two out.
+#
+# **Prompt processing, from scratch.** What the pipeline does with a voice before the LM starts: resample to 24 kHz,
+# log-mel (50 Hz), 25 Hz speech tokens, trim both to exactly 2 frames per token, speaker vector from the mel. The cell
+# then checks that this is what `MiniCosy` computes.
 
-The paper (§2.5) writes the first-packet latency of the streaming TTS as the time to produce the first chunk's $M$
-tokens, their mel and their waveform:
-
-$$L_{TTS} = M \cdot d_{lm} + M \cdot d_{fm} + M \cdot d_{voc}$$
-
-with $d_{lm}$, $d_{fm}$, $d_{voc}$ the compute time per speech token of the LM, the flow and the vocoder. The measured
-first packet has more parts:
-
-$$L_{\text{first}} = t_{\text{prompt}} + t_{\text{prefill}} + (M + P - 1)\, d_{lm} + t_{fm}(\text{prompt block})
-+ t_{fm}(\text{chunk}) + t_{voc}(\text{chunk}) + t_{\text{other}}$$
-
-— processing the voice prompt, the LM's prefill (its first draw runs the whole prefix through the model), the
-$P$ lookahead tokens the flow waits for, the prompt's own flow block, and Python's glue. The 150 ms headline of the
-official README and blog (a GPU, a pre-registered speaker) leaves the first two out.
-
-**Prompt processing, from scratch.** What the pipeline does with a voice before the LM starts: resample to 24 kHz,
-log-mel (50 Hz), 25 Hz speech tokens, trim both to exactly 2 frames per token, speaker vector from the mel. The cell
-then checks that this is what `MiniCosy` computes.
-""")
-
-code(r"""
+# %%
 steps = {}
 t = time.perf_counter()
 wav24 = librosa.resample(voice.audio, orig_sr=voice.sample_rate, target_sr=SR) if voice.sample_rate != SR else voice.audio
@@ -385,15 +345,13 @@ ref = model._prompt(voice, None)  # the pipeline's own prompt processing
 assert torch.equal(toks_p, ref.flow_tokens) and torch.equal(mel_p, ref.flow_mel) and torch.allclose(spk_p, ref.spk)
 assert ref.lm_tokens == toks_p.tolist() and ref.lm_text == voice.transcript  # the LM gets the same tokens + transcript
 print(f"prompt: {len(toks_p)} tokens, mel {tuple(mel_p.shape)}, speaker vector ({spk_p.numel()},) — equal to MiniCosy's")
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print("prompt processing:", " | ".join(f"{k} {1000 * v:.0f} ms" for k, v in steps.items()),
       f"| in the request: {1000 * tm.prompt_s:.0f} ms")
-""")
 
-code(r"""
+# %%
 first = tm.first_packet_s
 n_draws = sum(end <= arrivals[0] for _, end in lm_spans)  # LM draws before the first audio chunk
 parts = {"prompt processing": tm.prompt_s,
@@ -412,18 +370,16 @@ paper = {"M·d_lm": M * d_lm, "M·d_fm": M * d_fm, "M·d_voc": M * d_voc}
 assert n_draws == M + P  # the first packet needs M + P tokens
 assert parts["other (glue)"] >= -1e-6  # the parts are disjoint pieces of the first-packet time
 assert 0 < first < tm.total_s and arrivals[0] < arrivals[-1]  # the first packet arrives before the whole audio
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 for name, v in parts.items():
     print(f"{name:26s} {1000 * v:7.1f} ms  {'█' * int(round(60 * v / first))}")
 print(f"{'measured first packet':26s} {1000 * first:7.1f} ms")
 print(f"\npaper's formula, L = M·(d_lm + d_fm + d_voc) with this run's costs: {1000 * sum(paper.values()):.0f} ms "
       f"(d_lm {1000 * d_lm:.1f}, d_fm {1000 * d_fm:.1f}, d_voc {1000 * d_voc:.1f} ms per token)")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(10, 2.4))
 short = {"measured": ["prompt", "prefill", "LM tokens", "flow: prompt", "flow: chunk", "vocoder", "other"],
          "paper formula": list(paper)}
@@ -438,34 +394,30 @@ ax.set(yticks=[0, 1], yticklabels=["measured", "paper formula"], xlabel="ms",
        title="first-packet latency: the measured parts vs the paper's three terms")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-The paper's three terms are the *steady-state* cost of one chunk; what a user waits for on top is the prompt, the
-prefill, the lookahead and — with a voice prompt — the prompt's flow block. That block covers the whole prompt at
-once (here 36 tokens, 72 frames, more than two chunks' worth), and it cannot start before the first $P$ tokens exist:
-the lookahead of the prompt's last tokens reads them, in the offline chunk-masked run as in the stream. Levers: a
-short prompt, a pre-registered voice (prompt processing done once, as the official 150 ms figure assumes) and a smaller $M$
-(the slider in section 7) — the LM term shrinks with $M + P$, the flow's chunk with $M$, while each chunk's fixed
-overhead stays.
-""")
+# %% [markdown]
+# The paper's three terms are the *steady-state* cost of one chunk; what a user waits for on top is the prompt, the
+# prefill, the lookahead and — with a voice prompt — the prompt's flow block. That block covers the whole prompt at
+# once (here 36 tokens, 72 frames, more than two chunks' worth), and it cannot start before the first $P$ tokens exist:
+# the lookahead of the prompt's last tokens reads them, in the offline chunk-masked run as in the stream. Levers: a
+# short prompt, a pre-registered voice (prompt processing done once, as the official 150 ms figure assumes) and a smaller $M$
+# (the slider in section 7) — the LM term shrinks with $M + P$, the flow's chunk with $M$, while each chunk's fixed
+# overhead stays.
 
-# ----------------------------------------------------------------------------------------------- 4 equality
-md(r"""
-## 4 · Streamed = offline chunk-masked, up to the vocoder's cross-fades
+# %% [markdown]
+# ## 4 · Streamed = offline chunk-masked, up to the vocoder's cross-fades
+#
+# Two guarantees of the package, checked on this request's own tokens (`tm.tokens`, one list per sentence):
+#
+# * **mel, exactly** (to float rounding): the flow fed token by token (`FlowStream`, as the pipeline does) equals the
+#   offline flow run with the chunk mask, `flow.inference(..., mask="chunk", chunk_tokens=M)` — notebook 04's result,
+#   here with the trained model and the real prompt;
+# * **audio, within the vocoder's stream tolerance**: the streamed waveform equals `tokens_to_audio(tokens, voice,
+#   mask="chunk", chunk_tokens=M)` (flow offline with the chunk mask, one vocoder pass over all sentences) to 2 % of its
+#   peak — the tolerance `tests/test_vocoder.py` and notebook 05 hold `Vocoder.stream` to. The differences sit in
+#   the cross-fades at the joins of the audio chunks; elsewhere the recomputed audio is the offline audio.
 
-Two guarantees of the package, checked on this request's own tokens (`tm.tokens`, one list per sentence):
-
-* **mel, exactly** (to float rounding): the flow fed token by token (`FlowStream`, as the pipeline does) equals the
-  offline flow run with the chunk mask, `flow.inference(..., mask="chunk", chunk_tokens=M)` — notebook 04's result,
-  here with the trained model and the real prompt;
-* **audio, within the vocoder's stream tolerance**: the streamed waveform equals `tokens_to_audio(tokens, voice,
-  mask="chunk", chunk_tokens=M)` (flow offline with the chunk mask, one vocoder pass over all sentences) to 2 % of its
-  peak — the tolerance `tests/test_vocoder.py` and notebook 05 hold `Vocoder.stream` to. The differences sit in
-  the cross-fades at the joins of the audio chunks; elsewhere the recomputed audio is the offline audio.
-""")
-
-code(r"""
+# %%
 with torch.inference_mode():
     fs = model.flow.stream(toks_p, mel_p, spk_p, chunk_tokens=M)
     pushed = [fs.push([t]) for t in tm.tokens[0]] + [fs.flush()]  # one token at a time, like the pipeline
@@ -481,9 +433,8 @@ fade = H * HOP // 2  # the vocoder cross-fades the first half of its held-back t
 in_fade = np.zeros(len(diff), bool)
 for j in joins:
     in_fade[j:j + fade] = True
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 print("mel pieces per push (frames), non-empty ones:", [p.shape[1] for p in pushed if p.shape[1]])
 print("mel: streamed == offline chunk-masked (max |Δ| ≤ 1e-4):", float((mel_stream - mel_offline).abs().max()) <= 1e-4)
@@ -491,16 +442,14 @@ print("audio: same length:", len(streamed) == len(offline), "| max |Δ| < 2 % of
 print("outside the cross-fades: max |Δ| < 0.1 % of peak:", diff[~in_fade].max() < 1e-3 * peak)
 assert float((mel_stream - mel_offline).abs().max()) <= 1e-4
 assert len(streamed) == len(offline) and diff.max() < 0.02 * peak and diff[~in_fade].max() < 1e-3 * peak
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(f"max |streamed − offline chunk-masked| / peak: {diff.max() / peak:.4f} in the cross-fades, "
       f"{diff[~in_fade].max() / peak:.6f} elsewhere")
 print(f"mean |Δ log-mel|, chunk-masked vs non-causal flow (sentence 1): {float((mel_offline - mel_noncausal).abs().mean()):.3f}")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(3, 1, figsize=(11, 6.6), gridspec_kw=dict(height_ratios=[1.4, 1.4, 1]))
 F = mel_offline.shape[1]
 for a, m, name in ((ax[0], mel_stream, "streamed (FlowStream, token by token)"),
@@ -519,28 +468,24 @@ ax[0].set_xlim(0, F / 50)
 ax[1].set_xlim(0, F / 50)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-The streamed mel is the chunk-masked one, not the non-causal one (second panel): near each chunk boundary (dashed)
-the non-causal flow saw further right. That difference is the quality cost of streaming; the paper reports it
-nearly lossless (WER 2.45 streaming vs 2.47 offline on LibriSpeech test-clean), and `minicosy eval tts` measures it
-for minicosy with the independent judges (notebook 07).
-""")
+# %% [markdown]
+# The streamed mel is the chunk-masked one, not the non-causal one (second panel): near each chunk boundary (dashed)
+# the non-causal flow saw further right. That difference is the quality cost of streaming; the paper reports it
+# nearly lossless (WER 2.45 streaming vs 2.47 offline on LibriSpeech test-clean), and `minicosy eval tts` measures it
+# for minicosy with the independent judges (notebook 07).
 
-# ----------------------------------------------------------------------------------------------- 5 long text
-md(r"""
-## 5 · Long text: sentences, and no gap at the joins
+# %% [markdown]
+# ## 5 · Long text: sentences, and no gap at the joins
+#
+# `stream` splits a `str` into sentences (`split_sentences`, at most 30 words a piece: the prompt plus the text must fit
+# the LM's context) and runs one LM request and one flow stream per sentence — but a **single** vocoder stream across
+# all of them, so its caches (mel context, source phase, held-back tail) carry over the join. The request above had two
+# sentences; its join is at sample $2 \cdot 480 \cdot |\text{tokens}_1|$. Synthesising the sentences separately and
+# gluing the waveforms (one vocoder pass each) is the naive alternative: each pass starts without left context and with
+# a fresh source phase.
 
-`stream` splits a `str` into sentences (`split_sentences`, at most 30 words a piece: the prompt plus the text must fit
-the LM's context) and runs one LM request and one flow stream per sentence — but a **single** vocoder stream across
-all of them, so its caches (mel context, source phase, held-back tail) carry over the join. The request above had two
-sentences; its join is at sample $2 \cdot 480 \cdot |\text{tokens}_1|$. Synthesising the sentences separately and
-gluing the waveforms (one vocoder pass each) is the naive alternative: each pass starts without left context and with
-a fresh source phase.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 paragraph = ("Mister Smith walked to the library on Monday. He wanted three books about trains, boats and planes; "
              "the library had only two of them, so he asked the librarian, who was very kind, to order the third one, "
@@ -556,9 +501,9 @@ print("streamed length == 960 samples per token (no gap, no overlap):", len(stre
 print("± 100 ms around the sentence join: streamed == one-pass offline within 2 % of peak:",
       np.abs(streamed[win] - offline[win]).max() < 0.02 * peak)
 assert len(naive) == len(streamed) and np.abs(streamed[win] - offline[win]).max() < 0.02 * peak
-""")
 
-code(r"""
+
+# %%
 # NBVAL_IGNORE_OUTPUT
 def step(x):  # the sample-to-sample step across the join
     return float(abs(x[join] - x[join - 1]))
@@ -566,9 +511,8 @@ def step(x):  # the sample-to-sample step across the join
 
 print(f"sample step at the join: streamed {step(streamed):.4f}, glued per-sentence passes {step(naive):.4f}; "
       f"median step of the streamed audio {float(np.median(np.abs(np.diff(streamed)))):.4f}")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 2, figsize=(12, 3))
 ms = (np.arange(win.start, win.stop) - join) / SR * 1000
 ax[0].plot(ms, offline[win], lw=1.6, label="offline, one vocoder pass")
@@ -585,21 +529,18 @@ ax[1].set(xlabel="ms", title="zoom: ± 10 ms")
 ax[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------------- 6 close
-md(r"""
-## 6 · Closing the generator early
+# %% [markdown]
+# ## 6 · Closing the generator early
+#
+# A 20,000-character text is ten times what `synthesize` accepts (it keeps the whole waveform and refuses past
+# 2,000 characters, pointing to `stream`). `stream` reads it sentence by sentence, so the first packet costs what a
+# short text costs. Then the listener hangs up: `close()` on the generator ends the request — the flow and vocoder
+# generators at once, and the LM request with its KV cache and the text source it reads. For an iterator of text (an
+# LLM upstream) that matters: its `finally` runs at once, so the upstream can stop writing. Garbage collection is
+# switched off for the check, so reference counting alone must release everything.
 
-A 20,000-character text is ten times what `synthesize` accepts (it keeps the whole waveform and refuses past
-2,000 characters, pointing to `stream`). `stream` reads it sentence by sentence, so the first packet costs what a
-short text costs. Then the listener hangs up: `close()` on the generator ends the request — the flow and vocoder
-generators at once, and the LM request with its KV cache and the text source it reads. For an iterator of text (an
-LLM upstream) that matters: its `finally` runs at once, so the upstream can stop writing. Garbage collection is
-switched off for the check, so reference counting alone must release everything.
-""")
-
-code(r"""
+# %%
 long_text = ("The cat sat on the mat and looked at the rain. " * 450)[:20000]
 t0 = time.perf_counter()
 gen = model.stream(long_text, voice)
@@ -627,9 +568,8 @@ try:
     closed_at_once = list(closed)
 finally:
     gc.enable()
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 print(f"{len(long_text)} characters → {len(split_sentences(long_text, MAX_WORDS))} sentences; closed after the first packet")
 print(f"tokens drawn: {after_close['n_tokens']} (= M + P), sentences started: {after_close['n_sentences']}, "
@@ -637,36 +577,31 @@ print(f"tokens drawn: {after_close['n_tokens']} (= M + P), sentences started: {a
 print("endless text source, right after close():", closed_at_once)
 assert after_close["n_tokens"] == M + P and after_close["n_sentences"] == 1 and len(first_chunk)
 assert closed_at_once == ["text source closed"]
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(f"first packet of the 20,000-character text after {1000 * t_first:.0f} ms")
-""")
 
-# ----------------------------------------------------------------------------------------------- 7 listen
-md(r"""
-## 7 · Listen, and change the chunk size
+# %% [markdown]
+# ## 7 · Listen, and change the chunk size
+#
+# The streamed request of section 2 (the held-out voice cloned from its 1.5 s prompt), the same tokens through the
+# offline chunk-masked path and through the non-causal flow, and the prompt itself.
 
-The streamed request of section 2 (the held-out voice cloned from its 1.5 s prompt), the same tokens through the
-offline chunk-masked path and through the non-causal flow, and the prompt itself.
-""")
-
-code(r"""
+# %%
 for name, y in (("streamed", streamed), ("offline, chunk-masked (≈ streamed)", offline),
                 ("offline, non-causal flow", noncausal), ("the prompt (recording)", voice.audio)):
     print(name)
     display(Audio(np.clip(y[: 3 * SR], -1, 1), rate=SR if y is not voice.audio else voice.sample_rate, normalize=False))
-""")
 
-md(r"""
-**The chunk size $M$.** The flow model was trained with chunk masks, so one set of weights streams with any chunk
-size; a smaller $M$ means an earlier first packet and less context per chunk. The slider re-runs the first sentence
-with `chunk_tokens=M` and redraws the timeline. (The lookahead $P$ cannot be changed after training: it is the
-kernel of the flow's lookahead convolution. It always adds $P$ tokens to the wait.)
-""")
 
-code(r"""
+# %% [markdown]
+# **The chunk size $M$.** The flow model was trained with chunk masks, so one set of weights streams with any chunk
+# size; a smaller $M$ means an earlier first packet and less context per chunk. The slider re-runs the first sentence
+# with `chunk_tokens=M` and redraws the timeline. (The lookahead $P$ cannot be changed after training: it is the
+# kernel of the flow's lookahead convolution. It always adds $P$ tokens to the wait.)
+
+# %%
 def chunk_timeline(M_try=M):
     ch, arr, timing, t0 = timed_stream(text.split(". ")[0] + ".", voice, chunk_tokens=M_try)
     lm = sorted(spans(timing.lm_first_token_s, t0) + spans(timing.lm_token_s, t0))
@@ -681,26 +616,24 @@ def chunk_timeline(M_try=M):
 
 slider_player(chunk_timeline, M_try=widgets.IntSlider(value=M, min=5, max=40, step=5, description="chunk M",
                                                       continuous_update=False))
-""")
 
-# ----------------------------------------------------------------------------------------------- exercises
-md(r"""
-## 8 · Exercises
 
-1. **A smaller chunk.** With `chunk_tokens=10` and an SFT speaker (no prompt block), how many LM tokens are drawn
-   before the first audio chunk leaves, and how many 50 Hz frames does that chunk hold? Set `tokens_needed` and
-   `first_frames`; the check streams it for real.
-2. **Blocks.** In the streaming layout of section 1, how many speech tokens does the LM's input hold before its
-   third block of text, and how many text ids (speaker tag included) before that block? Answer from $N$ and $M$ of the
-   LM (`N_LM`, `M_LM`), not from the printout. Set `speech_before` and `text_before`.
-3. **The paper's formula.** An LM drawing a token in 20 ms, a flow spending 150 ms per chunk of $M = 15$ tokens and a
-   vocoder 30 ms per chunk: what is $L_{TTS}$ in ms, and what does the lookahead $P = 4$ add to it? Set `L_tts_ms`
-   and `lookahead_ms`.
+# %% [markdown]
+# ## 8 · Exercises
+#
+# 1. **A smaller chunk.** With `chunk_tokens=10` and an SFT speaker (no prompt block), how many LM tokens are drawn
+#    before the first audio chunk leaves, and how many 50 Hz frames does that chunk hold? Set `tokens_needed` and
+#    `first_frames`; the check streams it for real.
+# 2. **Blocks.** In the streaming layout of section 1, how many speech tokens does the LM's input hold before its
+#    third block of text, and how many text ids (speaker tag included) before that block? Answer from $N$ and $M$ of the
+#    LM (`N_LM`, `M_LM`), not from the printout. Set `speech_before` and `text_before`.
+# 3. **The paper's formula.** An LM drawing a token in 20 ms, a flow spending 150 ms per chunk of $M = 15$ tokens and a
+#    vocoder 30 ms per chunk: what is $L_{TTS}$ in ms, and what does the lookahead $P = 4$ add to it? Set `L_tts_ms`
+#    and `lookahead_ms`.
+#
+# Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions.
 
-Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions.
-""")
-
-code(r"""
+# %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
 
@@ -720,33 +653,30 @@ def ex2_ok(speech_before, text_before):
 
 def ex3_ok(L_tts_ms, lookahead_ms):
     return abs(L_tts_ms - (15 * 20 + 150 + 30)) < 1e-6 and abs(lookahead_ms - 4 * 20) < 1e-6
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with integers
 tokens_needed = None  # LM tokens drawn before the first audio chunk, chunk_tokens=10
 first_frames = None   # 50 Hz frames in that chunk
 check("exercise 1", None if None in (tokens_needed, first_frames) else ex1_ok(tokens_needed, first_frames))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with integers
 speech_before = None  # speech tokens fed before the third block of text
 text_before = None    # text ids fed before it
 check("exercise 2", None if None in (speech_before, text_before) else ex2_ok(speech_before, text_before))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with numbers (ms)
 L_tts_ms = None      # M·d_lm + M·d_fm + M·d_voc
 lookahead_ms = None  # what P more LM tokens add
 check("exercise 3", None if None in (L_tts_ms, lookahead_ms) else ex3_ok(L_tts_ms, lookahead_ms))
-""")
 
-code(r"""
+# %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
 # 1: the first chunk needs its 10 tokens plus P of lookahead; it holds 2·10 frames minus the H the vocoder keeps.
@@ -759,23 +689,18 @@ results = [ex1_ok(*sol1), ex2_ok(*sol2), ex3_ok(*sol3)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
 assert all(results)
-""", hidden=True)
 
-md(r"""
-## Summary
-
-* The unified LM streams in blocks of $N$ text and $M$ speech tokens, FILL forced between them; text arriving as an
-  iterator is pulled one block at a time, and the LM's input is exactly its training layout (`build_sequence`).
-* `MiniCosy.stream` runs LM, flow and vocoder in one thread: a flow block after every $M$ tokens once $P$ more exist
-  (the prompt's block after the first $P$), a vocoder run after every flow block, one vocoder stream across sentences.
-* The first packet needs $M + P$ tokens: prompt processing + prefill + $(M + P - 1)$ draws + the prompt's and the
-  first chunk's flow blocks + one vocoder run. The paper's $M(d_{lm} + d_{fm} + d_{voc})$ is the steady-state part.
-* Streamed mel = offline chunk-masked mel to float rounding; streamed audio = offline chunk-masked audio within 2 % of
-  its peak, the differences confined to the vocoder's cross-fades; sentence joins are sample-exact.
-* `close()` ends the request at once, up to the text source.
-
-Next: notebook 07 — the whole system as a user meets it, judged by the independent judges.
-""")
-
-if __name__ == "__main__":
-    builder.main()
+# %% [markdown]
+# ## Summary
+#
+# * The unified LM streams in blocks of $N$ text and $M$ speech tokens, FILL forced between them; text arriving as an
+#   iterator is pulled one block at a time, and the LM's input is exactly its training layout (`build_sequence`).
+# * `MiniCosy.stream` runs LM, flow and vocoder in one thread: a flow block after every $M$ tokens once $P$ more exist
+#   (the prompt's block after the first $P$), a vocoder run after every flow block, one vocoder stream across sentences.
+# * The first packet needs $M + P$ tokens: prompt processing + prefill + $(M + P - 1)$ draws + the prompt's and the
+#   first chunk's flow blocks + one vocoder run. The paper's $M(d_{lm} + d_{fm} + d_{voc})$ is the steady-state part.
+# * Streamed mel = offline chunk-masked mel to float rounding; streamed audio = offline chunk-masked audio within 2 % of
+#   its peak, the differences confined to the vocoder's cross-fades; sentence joins are sample-exact.
+# * `close()` ends the request at once, up to the text source.
+#
+# Next: notebook 07 — the whole system as a user meets it, judged by the independent judges.

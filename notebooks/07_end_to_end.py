@@ -1,54 +1,32 @@
-"""Build ``notebooks/07_end_to_end.ipynb`` (cells only, no outputs); execute it afterwards with
+# %% [markdown]
+# # 07 · End to end: the whole system as a user meets it
+#
+# **What you do here:** use minicosy the way a newcomer does — load it, give it text and a voice, listen — and then
+# judge what comes out with models this project did not train.
+#
+# 1. **Load** the five trained stages with one call, `MiniCosy.from_pretrained()`.
+# 2. **The four scenarios** of CosyVoice 2 on held-out voices and training voices: zero-shot in-context learning
+#    (a prompt clip *and* its transcript), flow-prompt-only (the paper's cross-lingual mode: a clip, no transcript),
+#    SFT (the name of a training voice), and streaming. Audio players and mel spectrograms.
+# 3. **Judged** by the independent judges of `minicosy.judges`: PocketSphinx word error rate against the text (beside
+#    the WER of real recordings of the same sentences) and Resemblyzer speaker similarity to the prompt voice.
+# 4. **Repeatable:** the same seed gives the same audio.
+# 5. **Bad input:** what the system refuses, with which message — and what it accepts and quietly fixes.
+# 6. **The system evaluation** (`minicosy eval tts`, `results/tts_eval.json`): the four-scenario table on the test split.
+# 7. A small **playground** (text box, voice, streaming toggle) and three checked **exercises**.
+#
+# **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.6 (the inference scenarios: ICL, cross-lingual, SFT; Fig. 2),
+# §3.3 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
+# must be independent: DESIGN.md §4 and `minicosy/judges.py`.
+#
+# **Prerequisites:** none to *use* it; notebooks 00–06 explain every stage, 06 the streaming loop.
+#
+# **Runtime:** about 40 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`); a third of
+# it is the judges. Set `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed,
+# never checked. **Expect a tiny system:** a few million parameters trained for minutes on a CPU — the voices are
+# recognisable, the words often are not; the judges say by how much.
 
-    nice -n 19 .venv/bin/python scripts/notebooks/build_07.py
-    nice -n 19 .venv/bin/python scripts/nbrun.py notebooks/07_end_to_end.ipynb
-
-``MINICOSY_CHECKPOINT=/path/to/folder`` in the environment makes the notebook load another checkpoint
-folder than the committed ``data/pretrained/tiny`` (the same variable as notebook 06).
-
-The notebook is the source of truth for readers; this script is the source of truth for edits, so
-that the notebook can be regenerated instead of hand-edited as JSON.
-"""
-
-from __future__ import annotations
-
-from nbbuild import NotebookBuilder
-
-builder = NotebookBuilder("07_end_to_end.ipynb")
-md, code = builder.md, builder.code
-
-
-# ----------------------------------------------------------------------------------------------- title
-md(r"""
-# 07 · End to end: the whole system as a user meets it
-
-**What you do here:** use minicosy the way a newcomer does — load it, give it text and a voice, listen — and then
-judge what comes out with models this project did not train.
-
-1. **Load** the five trained stages with one call, `MiniCosy.from_pretrained()`.
-2. **The four scenarios** of CosyVoice 2 on held-out voices and training voices: zero-shot in-context learning
-   (a prompt clip *and* its transcript), flow-prompt-only (the paper's cross-lingual mode: a clip, no transcript),
-   SFT (the name of a training voice), and streaming. Audio players and mel spectrograms.
-3. **Judged** by the independent judges of `minicosy.judges`: PocketSphinx word error rate against the text (beside
-   the WER of real recordings of the same sentences) and Resemblyzer speaker similarity to the prompt voice.
-4. **Repeatable:** the same seed gives the same audio.
-5. **Bad input:** what the system refuses, with which message — and what it accepts and quietly fixes.
-6. **The system evaluation** (`minicosy eval tts`, `results/tts_eval.json`): the four-scenario table on the test split.
-7. A small **playground** (text box, voice, streaming toggle) and three checked **exercises**.
-
-**Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.6 (the inference scenarios: ICL, cross-lingual, SFT; Fig. 2),
-§3.3 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
-must be independent: DESIGN.md §4 and `minicosy/judges.py`.
-
-**Prerequisites:** none to *use* it; notebooks 00–06 explain every stage, 06 the streaming loop.
-
-**Runtime:** about 40 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`); a third of
-it is the judges. Set `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed,
-never checked. **Expect a tiny system:** a few million parameters trained for minutes on a CPU — the voices are
-recognisable, the words often are not; the judges say by how much.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import json
 import os
@@ -84,26 +62,23 @@ MEL_CMAP = plt.get_cmap("magma", 32)
 device = torch.device("cpu")  # pinned: every figure below is a CPU figure
 print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | checkpoint: "
       f"{CHECKPOINT or 'data/pretrained/tiny'}")
-""")
 
-# ----------------------------------------------------------------------------------------------- 1 load
-md(r"""
-## 1 · Load
+# %% [markdown]
+# ## 1 · Load
+#
+# One call loads the five stages from one folder (`<stage>.json` + `<stage>.safetensors` each) and checks that they
+# belong together — the LM and the flow must speak the speech tokenizer's codebook, the flow must take the speaker
+# encoder's vectors, the vocoder must read the flow's mel:
+#
+# | stage | does | paper |
+# |---|---|---|
+# | `speech_tokenizer` | 16 kHz speech → 25 Hz FSQ tokens (the prompt's tokens) | §2.2 |
+# | `lm` | text (+ prompt text and tokens, or a speaker tag) → 25 Hz speech tokens | §2.3 |
+# | `flow` | tokens + prompt mel + speaker vector → 50 Hz log-mel | §2.4 |
+# | `speaker` | log-mel → speaker vector, for the flow only | §2.4 |
+# | `vocoder` | log-mel → 24 kHz waveform | §2 (HiFT) |
 
-One call loads the five stages from one folder (`<stage>.json` + `<stage>.safetensors` each) and checks that they
-belong together — the LM and the flow must speak the speech tokenizer's codebook, the flow must take the speaker
-encoder's vectors, the vocoder must read the flow's mel:
-
-| stage | does | paper |
-|---|---|---|
-| `speech_tokenizer` | 16 kHz speech → 25 Hz FSQ tokens (the prompt's tokens) | §2.2 |
-| `lm` | text (+ prompt text and tokens, or a speaker tag) → 25 Hz speech tokens | §2.3 |
-| `flow` | tokens + prompt mel + speaker vector → 50 Hz log-mel | §2.4 |
-| `speaker` | log-mel → speaker vector, for the flow only | §2.4 |
-| `vocoder` | log-mel → 24 kHz waveform | §2 (HiFT) |
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 t0 = time.perf_counter()
 model = MiniCosy.from_pretrained(CHECKPOINT, device=device)
@@ -121,38 +96,34 @@ for name in ("tokenizer", "lm", "flow", "speaker", "vocoder"):
     n = sum(p.numel() for p in stage.parameters())
     print(f"{name:10s} {type(stage).__name__:16s} {n / 1e6:5.2f} M parameters | trained: {trained(getattr(stage, 'meta', None))}")
 print("random-init stages:", checkpoint_info(model)["untrained_stages"] or "none")
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 C = model.tokenizer.codebook_size
 print(f"speech codebook: {C} codes, read by the LM ({model.lm.cfg.codebook_size}) and the flow ({model.flow.cfg.vocab_size})")
 print(f"SFT voices (speaker tags the LM knows): {len(model.speakers)}, e.g. {model.speakers[:3]}")
 assert model.lm.cfg.codebook_size == model.flow.cfg.vocab_size == C
 assert model.flow.cfg.spk_dim == model.speaker.cfg.emb_dim and model.vocoder.cfg.sample_rate == SR
-""")
 
-# ----------------------------------------------------------------------------------------------- 2 scenarios
-md(r"""
-## 2 · The four scenarios
+# %% [markdown]
+# ## 2 · The four scenarios
+#
+# `MiniCosy.synthesize(text, voice=None, speaker=None, seed=0)` returns `(waveform, 24000)`; `MiniCosy.stream(...)` a
+# generator of audio chunks. Which scenario runs is decided by the arguments (§2.6 of the paper):
+#
+# | call | scenario | the LM reads | the flow gets |
+# |---|---|---|---|
+# | `synthesize(text, VoiceReference(clip, sr, transcript))` | **zero-shot ICL** | `[SOS] transcript + text [TASK] prompt tokens` → continues | prompt tokens, prompt mel, prompt speaker vector |
+# | `synthesize(text, VoiceReference(clip, sr))` | **flow prompt only** (cross-lingual mode) | `[SOS] text [TASK]` | the same prompt conditions |
+# | `synthesize(text, speaker="flite_slt")` | **SFT** | `[SOS] <speaker tag> text [TASK]` | that voice's stored speaker vector |
+# | `stream(text, voice or speaker)` | **streaming** (either of the above) | the $N{:}M$ interleaved layout | chunk by chunk (notebook 06) |
+#
+# The voices to clone are **held out** — never heard in training — with prompts and texts from the committed fixtures,
+# chosen by the same rule as `make demo` (`minicosy.demo.demo_items`): the prompt is one clip of the voice with its
+# transcript, the text a test sentence the prompt does not say. The SFT voices are training voices reading their own
+# test sentences.
 
-`MiniCosy.synthesize(text, voice=None, speaker=None, seed=0)` returns `(waveform, 24000)`; `MiniCosy.stream(...)` a
-generator of audio chunks. Which scenario runs is decided by the arguments (§2.6 of the paper):
-
-| call | scenario | the LM reads | the flow gets |
-|---|---|---|---|
-| `synthesize(text, VoiceReference(clip, sr, transcript))` | **zero-shot ICL** | `[SOS] transcript + text [TASK] prompt tokens` → continues | prompt tokens, prompt mel, prompt speaker vector |
-| `synthesize(text, VoiceReference(clip, sr))` | **flow prompt only** (cross-lingual mode) | `[SOS] text [TASK]` | the same prompt conditions |
-| `synthesize(text, speaker="flite_slt")` | **SFT** | `[SOS] <speaker tag> text [TASK]` | that voice's stored speaker vector |
-| `stream(text, voice or speaker)` | **streaming** (either of the above) | the $N{:}M$ interleaved layout | chunk by chunk (notebook 06) |
-
-The voices to clone are **held out** — never heard in training — with prompts and texts from the committed fixtures,
-chosen by the same rule as `make demo` (`minicosy.demo.demo_items`): the prompt is one clip of the voice with its
-transcript, the text a test sentence the prompt does not say. The SFT voices are training voices reading their own
-test sentences.
-""")
-
-code(r"""
+# %%
 held = demo_items(("mbrola_us3", "mbrola_en1", "rhvoice_lyubov"))
 tests = {u.voice: u for u in read_manifest(FIXTURES) if u.split == "test"}
 sft_utts = [tests[v] for v in ("rhvoice_bdl", "flite_slt", "pico_en_us")]
@@ -186,9 +157,8 @@ for u in sft_utts:
     rows.append(dict(scenario="SFT", voice=u.voice, text=u.text, prompt=None, refs=[u], ref_is_prompt_voice=True,
                      wav=timed("SFT", lambda: model.synthesize(u.text, speaker=u.voice)[0])))
 SCENARIOS = ["ICL", "flow prompt only", "ICL, streaming", "SFT"]
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for it in held:
     p = it["prompt"]
@@ -199,9 +169,8 @@ for r in rows:
     assert w.dtype == np.float32 and w.ndim == 1 and np.isfinite(w).all() and np.abs(w).max() <= 1.0
     assert len(w) % 480 == 0 and len(w) > 0  # whole 50 Hz frames
 print(f"{len(rows)} syntheses: float32, finite, within [-1, 1], whole frames")
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 for sc in SCENARIOS:
     secs = [t for t, _ in t_synth[sc]]
@@ -209,14 +178,12 @@ for sc in SCENARIOS:
     fp = [s["first_packet_s"] for _, s in t_synth[sc]]
     print(f"{sc:17s} {sum(audio):5.1f} s of audio in {sum(secs):5.1f} s (RTF {sum(secs) / sum(audio):.2f}); "
           f"median first packet {1000 * np.median(fp):.0f} ms")
-""")
 
-md(r"""
-**Listen.** The first held-out voice: its prompt, then the same sentence in the three scenarios that clone it; then a
-training voice by name (SFT). Every clip is at most 3 s.
-""")
+# %% [markdown]
+# **Listen.** The first held-out voice: its prompt, then the same sentence in the three scenarios that clone it; then a
+# training voice by name (SFT). Every clip is at most 3 s.
 
-code(r"""
+# %%
 first = [r for r in rows if r["voice"] == held[0]["voice"]]
 print(f"prompt ({held[0]['voice']}, never heard in training): '{held[0]['prompt'].text}'")
 display(Audio(first[0]["prompt"].audio[: 3 * first[0]["prompt"].sample_rate], rate=first[0]["prompt"].sample_rate,
@@ -224,9 +191,8 @@ display(Audio(first[0]["prompt"].audio[: 3 * first[0]["prompt"].sample_rate], ra
 for r in first + [next(r for r in rows if r["scenario"] == "SFT")]:
     print(f"{r['scenario']} — {r['voice']}: '{r['text']}'")
     display(Audio(np.clip(r["wav"][: 3 * SR], -1, 1), rate=SR, normalize=False))
-""")
 
-code(r"""
+# %%
 prompt_wav = librosa.resample(first[0]["prompt"].audio, orig_sr=first[0]["prompt"].sample_rate, target_sr=SR)
 sft_row = next(r for r in rows if r["scenario"] == "SFT")
 panels = [(f"prompt: {held[0]['voice']} (recording)", prompt_wav)] + [(r["scenario"], r["wav"]) for r in first] + [
@@ -239,24 +205,21 @@ for ax, (name, w) in zip(axes, panels):
 axes[0].set_ylabel("mel bin")
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------------- 3 judges
-md(r"""
-## 3 · Judged by models we did not train
+# %% [markdown]
+# ## 3 · Judged by models we did not train
+#
+# A number about speech quality means something only if it comes from a model this project did not train
+# (DESIGN.md §4):
+#
+# * **Intelligibility** — PocketSphinx (its wheel ships an English model) transcribes; `jiwer` scores the word error
+#   rate $\text{WER} = (S + D + I)/N$ against the text. PocketSphinx is weak — it misses words of *real* recordings
+#   too — so every synthetic WER is printed beside the WER of recordings of the same sentences.
+# * **Speaker similarity** — Resemblyzer's d-vector model embeds each clip; the similarity is the cosine to the
+#   prompt clip (the paper's SIM). Same voice ≈ 0.9, different voices ≈ 0.6 on these voices. For SFT there is no
+#   prompt: the cosine is to the voice's recording of the same sentence.
 
-A number about speech quality means something only if it comes from a model this project did not train
-(DESIGN.md §4):
-
-* **Intelligibility** — PocketSphinx (its wheel ships an English model) transcribes; `jiwer` scores the word error
-  rate $\text{WER} = (S + D + I)/N$ against the text. PocketSphinx is weak — it misses words of *real* recordings
-  too — so every synthetic WER is printed beside the WER of recordings of the same sentences.
-* **Speaker similarity** — Resemblyzer's d-vector model embeds each clip; the similarity is the cosine to the
-  prompt clip (the paper's SIM). Same voice ≈ 0.9, different voices ≈ 0.6 on these voices. For SFT there is no
-  prompt: the cosine is to the voice's recording of the same sentence.
-""")
-
-code(r"""
+# %%
 t0 = time.perf_counter()
 intel = intelligibility([r["wav"] for r in rows], [r["text"] for r in rows], SR)
 recordings = {u.id: u for r in rows for u in r["refs"]}
@@ -276,9 +239,8 @@ for k, r in enumerate(rows):
     if r["prompt"] is not None and r["ref_is_prompt_voice"]:  # two real clips of one voice: the judge's ceiling
         r["rec_sim"] = cosine(embed(load_audio(r["refs"][0].audio_path(ROOT), SR), SR), emb[key])
 t_judges = time.perf_counter() - t0
-""")
 
-code(r"""
+# %%
 print(f"{'scenario':17s} {'voice':15s} {'WER':>5s} {'rec.':>5s} {'sim.':>5s}  heard")
 for r in rows:
     sim = "  —  " if r["sim"] is None else f"{r['sim']:5.2f}"
@@ -293,22 +255,19 @@ for sc in SCENARIOS:
     print(f"{sc:17s} {summary[sc][0]:6.2f} {summary[sc][1]:11.2f} {summary[sc][2]:11.2f}")
 ceiling = [r["rec_sim"] for r in rows if r.get("rec_sim") is not None]
 print(f"\nrecording vs prompt, same voice (the similarity judge's ceiling here): {np.mean(ceiling):.2f}")
-""")
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 print(f"the judges took {t_judges:.1f} s for {len(rows)} syntheses and {len(recordings)} recordings")
-""")
 
-code(r"""
+# %%
 for r in rows:
     assert 0.0 <= r["wer"] and np.isfinite(r["wer"]) and 0.0 <= r["rec_wer"] and np.isfinite(r["rec_wer"])
     assert r["sim"] is None or -1.0 <= r["sim"] <= 1.0 + 1e-6
 assert all(c > 0.7 for c in ceiling)  # the judge hears two clips of one real voice as one voice
 assert len(intel["hypotheses"]) == len(rows) and not rec_intel["unscorable"]
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
 x = np.arange(len(SCENARIOS))
 ax[0].bar(x - 0.2, [summary[s][0] for s in SCENARIOS], 0.4, label="synthesis")
@@ -325,27 +284,23 @@ for a in ax:
     a.tick_params(axis="x", labelsize=8)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-Read the two panels together, and with care: a handful of sentences is an anecdote, not a measurement — section 6
-reads the evaluation over the whole test split. What to look for: whether the ICL and flow-prompt-only clones sit
-closer to the prompt voice than the SFT voices sit to theirs (the flow's prompt mel does most of the cloning); whether
-ICL's prompt *text* buys intelligibility over flow-prompt-only; and whether streaming costs anything (the paper:
-nearly nothing).
-""")
+# %% [markdown]
+# Read the two panels together, and with care: a handful of sentences is an anecdote, not a measurement — section 6
+# reads the evaluation over the whole test split. What to look for: whether the ICL and flow-prompt-only clones sit
+# closer to the prompt voice than the SFT voices sit to theirs (the flow's prompt mel does most of the cloning); whether
+# ICL's prompt *text* buys intelligibility over flow-prompt-only; and whether streaming costs anything (the paper:
+# nearly nothing).
 
-# ----------------------------------------------------------------------------------------------- 4 seeds
-md(r"""
-## 4 · Same seed, same audio
+# %% [markdown]
+# ## 4 · Same seed, same audio
+#
+# The only randomness is the LM's sampling (the flow uses one fixed noise tensor, the vocoder's source a fixed noise
+# table), and it is drawn from a generator seeded by `seed`. So a request is repeatable — offline and streaming — and
+# another seed gives another reading. (Streaming and offline use different LM layouts, so the same seed gives different
+# tokens in the two modes; notebook 06 compares them on the same tokens.)
 
-The only randomness is the LM's sampling (the flow uses one fixed noise tensor, the vocoder's source a fixed noise
-table), and it is drawn from a generator seeded by `seed`. So a request is repeatable — offline and streaming — and
-another seed gives another reading. (Streaming and offline use different LM layouts, so the same seed gives different
-tokens in the two modes; notebook 06 compares them on the same tokens.)
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 it, icl = held[0], rows[0]
 again, _ = model.synthesize(it["text"], icl["prompt"], seed=0)
@@ -356,19 +311,16 @@ print("offline, seed 1 vs seed 0: identical:", np.array_equal(other, icl["wav"])
 print("streaming, seed 0 twice: identical:", np.array_equal(streamed_again, rows[2]["wav"]))
 assert np.array_equal(again, icl["wav"]) and np.array_equal(streamed_again, rows[2]["wav"])
 assert not np.array_equal(other, icl["wav"])
-""")
 
-# ----------------------------------------------------------------------------------------------- 5 bad input
-md(r"""
-## 5 · Bad input
+# %% [markdown]
+# ## 5 · Bad input
+#
+# A TTS system meets bad input every day. minicosy's policy: anything it cannot use raises a `ValueError` that says
+# what to do — before any model runs, never as a traceback from deep inside — and anything it can safely repair is
+# repaired, with a warning where the result will be worse than the user expects. The table runs each case and prints
+# what happened (`accepted`, the warnings, or the error's message).
 
-A TTS system meets bad input every day. minicosy's policy: anything it cannot use raises a `ValueError` that says
-what to do — before any model runs, never as a traceback from deep inside — and anything it can safely repair is
-repaired, with a warning where the result will be worse than the user expects. The table runs each case and prints
-what happened (`accepted`, the warnings, or the error's message).
-""")
-
-code(r"""
+# %%
 clip = held[0]["prompt"]
 voice = VoiceReference.from_file(clip.audio_path(ROOT), clip.text)
 a, sr = voice.audio, voice.sample_rate  # float32 mono, 16 kHz
@@ -424,9 +376,8 @@ for name, run in cases.items():
             outcomes[name] = ("accepted", out if isinstance(out, str) else "", [str(w.message) for w in caught])
         except ValueError as exc:
             outcomes[name] = ("ValueError", str(exc), [str(w.message) for w in caught])
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for name, (kind, msg, warns) in outcomes.items():
     print(f"{name:33s} {kind:10s} {msg[:110]}{'…' if len(msg) > 110 else ''}")
@@ -439,14 +390,12 @@ for name, (kind, msg, warns) in outcomes.items():
         assert kind == "accepted", (name, msg)
 assert any("muffled" in w for w in outcomes["prompt at 8 kHz"][2])
 assert any("cannot read" in w for w in outcomes["unknown characters inside text"][2])
-""")
 
-md(r"""
-**CUDA where there is none.** Asking for a device that does not exist is also a `ValueError` (on a machine with a GPU
-this cell loads the model there instead, and says so):
-""")
+# %% [markdown]
+# **CUDA where there is none.** Asking for a device that does not exist is also a `ValueError` (on a machine with a GPU
+# this cell loads the model there instead, and says so):
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 if torch.cuda.is_available():
     print("this machine has CUDA:", torch.cuda.get_device_name(0), "— from_pretrained(device='cuda') would use it")
@@ -457,31 +406,27 @@ else:
     except ValueError as exc:
         print("ValueError:", exc)
         assert "CUDA" in str(exc)
-""")
 
-md(r"""
-Two things the table shows beyond "it refuses": the 20,000-character text is refused by `synthesize` (which keeps the
-whole waveform) *with the pointer to `stream`*, which reads it sentence by sentence and starts speaking at once; and
-repairable input is repaired — an 8 kHz prompt is resampled (with a warning: it has nothing above 4 kHz, the clone
-will sound muffled), a stereo prompt is averaged to mono, float64 is cast, characters of other scripts are removed
-with a warning that names them. The same policy holds on the command line (`minicosy synth`/`stream`: one line,
-exit code 2, no file written half) — `tests/test_pipeline.py` and `tests/test_cli.py` hold the full table.
-""")
+# %% [markdown]
+# Two things the table shows beyond "it refuses": the 20,000-character text is refused by `synthesize` (which keeps the
+# whole waveform) *with the pointer to `stream`*, which reads it sentence by sentence and starts speaking at once; and
+# repairable input is repaired — an 8 kHz prompt is resampled (with a warning: it has nothing above 4 kHz, the clone
+# will sound muffled), a stereo prompt is averaged to mono, float64 is cast, characters of other scripts are removed
+# with a warning that names them. The same policy holds on the command line (`minicosy synth`/`stream`: one line,
+# exit code 2, no file written half) — `tests/test_pipeline.py` and `tests/test_cli.py` hold the full table.
 
-# ----------------------------------------------------------------------------------------------- 6 evaluation
-md(r"""
-## 6 · The system evaluation
+# %% [markdown]
+# ## 6 · The system evaluation
+#
+# A few sentences are an anecdote. `minicosy eval tts --split test` synthesises the test split in the paper's four
+# scenarios — SFT and ICL, each offline and streaming — for every voice: training voices, the two held-out voices the
+# targets are set for (`mbrola_us3`, `mbrola_en1`) and the other held-out ones; it judges each utterance with the same
+# judges as section 3 and writes `results/tts_eval.json`. The targets (issue 12): WER ≤ 1.5 × the recordings' on
+# training voices and ≤ 2 × on the held-out ones, the prompt voice the nearest of all voices for ≥ 80 % of held-out
+# utterances, and streaming within 0.02 of offline in WER and similarity. The cell reads the committed result if it
+# exists.
 
-A few sentences are an anecdote. `minicosy eval tts --split test` synthesises the test split in the paper's four
-scenarios — SFT and ICL, each offline and streaming — for every voice: training voices, the two held-out voices the
-targets are set for (`mbrola_us3`, `mbrola_en1`) and the other held-out ones; it judges each utterance with the same
-judges as section 3 and writes `results/tts_eval.json`. The targets (issue 12): WER ≤ 1.5 × the recordings' on
-training voices and ≤ 2 × on the held-out ones, the prompt voice the nearest of all voices for ≥ 80 % of held-out
-utterances, and streaming within 0.02 of offline in WER and similarity. The cell reads the committed result if it
-exists.
-""")
-
-code(r"""
+# %%
 EVAL = REPO_ROOT / "results" / "tts_eval.json"
 if EVAL.is_file():
     result = json.loads(EVAL.read_text())
@@ -492,18 +437,15 @@ if EVAL.is_file():
 else:
     print(f"{EVAL.relative_to(REPO_ROOT)} is not there yet: run `minicosy eval tts --split test` (it writes it), "
           "then re-run this cell.")
-""")
 
-# ----------------------------------------------------------------------------------------------- 7 playground
-md(r"""
-## 7 · Playground
+# %% [markdown]
+# ## 7 · Playground
+#
+# Type a sentence, choose a voice — a held-out prompt (zero-shot ICL) or a training voice by name (SFT) — tick
+# *streaming* to go through `MiniCosy.stream`, and press **speak**. The default request runs once below the controls;
+# the button re-runs into the box.
 
-Type a sentence, choose a voice — a held-out prompt (zero-shot ICL) or a training voice by name (SFT) — tick
-*streaming* to go through `MiniCosy.stream`, and press **speak**. The default request runs once below the controls;
-the button re-runs into the box.
-""")
-
-code(r"""
+# %%
 voice_choices = {f"zero-shot: {it['voice']} (held out)": it for it in held}
 voice_choices.update({f"SFT: {u.voice}": u.voice for u in sft_utts})
 
@@ -541,26 +483,24 @@ def on_click(_):
 button.on_click(on_click)
 display(widgets.VBox([*controls.values(), button, box]))
 speak()
-""")
 
-# ----------------------------------------------------------------------------------------------- exercises
-md(r"""
-## 8 · Exercises
 
-1. **What does the LM read?** In flow-prompt-only mode (`VoiceReference` without a transcript) the LM gets neither the
-   prompt nor a speaker tag. Predict its tokens without the pipeline: call `generate` (from `minicosy.lm.generate`)
-   on the text's ids (`model.text_tokenizer.encode(text)`) with the generator the pipeline uses
-   (`torch.Generator().manual_seed(0)`), and set `my_tokens` to the list of tokens. The check compares them with what
-   `synthesize` drew (`model.last_timing.tokens`).
-2. **Samples per token.** How many 24 kHz samples does one 25 Hz speech token become? Set `samples_per_token`; the
-   check divides a synthesis by its token count.
-3. **Accepted or refused?** For the four prompts in the cell — 0.8 s of the clip; the clip at 8 kHz; the clip with a
-   100-character transcript; the clip as 3 channels `(3, T)` — set `accepted` to four booleans.
+# %% [markdown]
+# ## 8 · Exercises
+#
+# 1. **What does the LM read?** In flow-prompt-only mode (`VoiceReference` without a transcript) the LM gets neither the
+#    prompt nor a speaker tag. Predict its tokens without the pipeline: call `generate` (from `minicosy.lm.generate`)
+#    on the text's ids (`model.text_tokenizer.encode(text)`) with the generator the pipeline uses
+#    (`torch.Generator().manual_seed(0)`), and set `my_tokens` to the list of tokens. The check compares them with what
+#    `synthesize` drew (`model.last_timing.tokens`).
+# 2. **Samples per token.** How many 24 kHz samples does one 25 Hz speech token become? Set `samples_per_token`; the
+#    check divides a synthesis by its token count.
+# 3. **Accepted or refused?** For the four prompts in the cell — 0.8 s of the clip; the clip at 8 kHz; the clip with a
+#    100-character transcript; the clip as 3 channels `(3, T)` — set `accepted` to four booleans.
+#
+# Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions.
 
-Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions.
-""")
-
-code(r"""
+# %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
 
@@ -595,30 +535,27 @@ def ex3_ok(accepted):
             except ValueError:
                 truth.append(False)
     return list(accepted) == truth
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with the LM's tokens for ex_text (a list of ints)
 my_tokens = None
 check("exercise 1", None if my_tokens is None else ex1_ok(my_tokens))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with an integer
 samples_per_token = None
 check("exercise 2", None if samples_per_token is None else ex2_ok(samples_per_token))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with four booleans (0.8 s, 8 kHz, 100-character transcript, 3 channels)
 accepted = None
 check("exercise 3", None if accepted is None else ex3_ok(accepted))
-""")
 
-code(r"""
+# %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
 # 1: no prompt, no tag: [SOS] text [TASK], then sampling with the seeded generator.
@@ -632,22 +569,17 @@ results = [ex1_ok(sol1), ex2_ok(sol2), ex3_ok(sol3)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
 assert all(results)
-""", hidden=True)
 
-md(r"""
-## Summary
-
-* `MiniCosy.from_pretrained()` loads five stages that were trained separately and checks they fit together;
-  `synthesize` and `stream` choose the scenario from their arguments: a clip with its transcript (zero-shot ICL), a
-  clip alone (flow prompt only), a training voice's name (SFT), streaming for any of them.
-* Independent judges — PocketSphinx WER beside the recordings' WER, Resemblyzer similarity beside two real clips of
-  one voice — say how far the tiny system is from real speech; `minicosy eval tts` does it for the whole test split.
-* The same seed gives the same audio; bad input is refused with a message that says what to do, repairable input is
-  repaired with a warning.
-
-Where to go from here: `make demo` (the same scenarios, WAVs and a PNG under `out/demo/`), `minicosy synth` /
-`minicosy stream` on the command line, and the published sizes (the `paper()` presets) on a GPU.
-""")
-
-if __name__ == "__main__":
-    builder.main()
+# %% [markdown]
+# ## Summary
+#
+# * `MiniCosy.from_pretrained()` loads five stages that were trained separately and checks they fit together;
+#   `synthesize` and `stream` choose the scenario from their arguments: a clip with its transcript (zero-shot ICL), a
+#   clip alone (flow prompt only), a training voice's name (SFT), streaming for any of them.
+# * Independent judges — PocketSphinx WER beside the recordings' WER, Resemblyzer similarity beside two real clips of
+#   one voice — say how far the tiny system is from real speech; `minicosy eval tts` does it for the whole test split.
+# * The same seed gives the same audio; bad input is refused with a message that says what to do, repairable input is
+#   repaired with a warning.
+#
+# Where to go from here: `make demo` (the same scenarios, WAVs and a PNG under `out/demo/`), `minicosy synth` /
+# `minicosy stream` on the command line, and the published sizes (the `paper()` presets) on a GPU.

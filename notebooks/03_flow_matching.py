@@ -1,58 +1,37 @@
-"""Build ``notebooks/03_flow_matching.ipynb`` (cells only, no outputs); execute it afterwards with
+# %% [markdown]
+# # 03 · Flow matching: from speech tokens to a mel spectrogram
+#
+# **What you build here:** the stage of CosyVoice 2 that turns 25 Hz speech tokens into an 80-bin log-mel at 50 Hz —
+# conditional flow matching — first from scratch on a 2-D toy, then the package's model on real speech.
+#
+# 1. **Flow matching from scratch** on a 2-D toy: the optimal-transport path of Eq. 3, its target velocity, the exact
+#    field it implies, the cosine time grid and Euler integration, and a small network trained in a few seconds that
+#    moves Gaussian noise onto the toy distribution.
+# 2. **Classifier-free guidance** — what the paper's $w = 0.7$ does, on the toy (conditional vs unconditional field).
+# 3. **The package's model** — token embedding → lookahead convolution → causal blocks → ×2 upsampling → more blocks →
+#    `mu`; the estimator over $[x_t, \mu, \text{speaker}, \text{cond}]$; parameters, tiny vs the paper's widths; the
+#    shapes through the model for one real utterance.
+# 4. **The training recipe as code** — what `make_inputs` builds from a batch (a mask per utterance, a prompt on the
+#    first 0–30 % of the frames for half of them, CFG dropout 0.2, the loss on the non-prompt frames) and why the loss
+#    is a squared error.
+# 5. **The trained flow** — ground-truth tokens of a test utterance, a prompt from the same voice and the committed
+#    speaker encoder → mel (10 Euler steps, cosine grid, guidance 0.7) → the committed vocoder; the ODE watched step
+#    by step; the effect of the step count and of the guidance.
+# 6. Three checked **exercises**.
+#
+# **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4 (chunk-aware flow matching, Eq. 3, Fig. 2) and the flow
+# matching it builds on (Lipman et al., ICLR 2023; classifier-free guidance: Ho & Salimans, arXiv 2207.12598). Where
+# minicosy departs from the paper or the official code: `docs/paper_vs_code.md` §2 "Flow matching".
+#
+# **Code:** `minicosy/flow/matching.py` (the path, the target, the cosine grid, guidance, Euler), `minicosy/flow/model.py`
+# (`ChunkAwareFlow`), `minicosy/flow/train.py` (`make_inputs`, `flow_loss`), `minicosy/flow/speaker.py`.
+#
+# **Prerequisites:** notebook 00 (50 Hz log-mel, 25 Hz tokens), 01 (the speech tokenizer), and a little probability.
+# The attention masks and streaming are notebook 04's subject; the vocoder is notebook 05's.
+#
+# **Runtime:** about 25 s on 2 CPU cores (default, tiny preset); only the 2-D toy is trained (a few seconds), nothing is downloaded.
 
-    nice -n 19 .venv/bin/python scripts/notebooks/build_03.py
-    nice -n 19 .venv/bin/python scripts/nbrun.py notebooks/03_flow_matching.ipynb
-
-The notebook is the source of truth for readers; this script is the source of truth for edits, so
-that the notebook can be regenerated instead of hand-edited as JSON. Section 5 reads the committed
-flow ``data/pretrained/tiny/flow``; ``MINICOSY_FLOW_STEM=<stem>`` points it at another export while
-developing (the committed notebook is executed with the default).
-"""
-
-from __future__ import annotations
-
-from nbbuild import NotebookBuilder
-
-builder = NotebookBuilder("03_flow_matching.ipynb")
-md, code = builder.md, builder.code
-
-
-# ----------------------------------------------------------------------------------------------- title
-md(r"""
-# 03 · Flow matching: from speech tokens to a mel spectrogram
-
-**What you build here:** the stage of CosyVoice 2 that turns 25 Hz speech tokens into an 80-bin log-mel at 50 Hz —
-conditional flow matching — first from scratch on a 2-D toy, then the package's model on real speech.
-
-1. **Flow matching from scratch** on a 2-D toy: the optimal-transport path of Eq. 3, its target velocity, the exact
-   field it implies, the cosine time grid and Euler integration, and a small network trained in a few seconds that
-   moves Gaussian noise onto the toy distribution.
-2. **Classifier-free guidance** — what the paper's $w = 0.7$ does, on the toy (conditional vs unconditional field).
-3. **The package's model** — token embedding → lookahead convolution → causal blocks → ×2 upsampling → more blocks →
-   `mu`; the estimator over $[x_t, \mu, \text{speaker}, \text{cond}]$; parameters, tiny vs the paper's widths; the
-   shapes through the model for one real utterance.
-4. **The training recipe as code** — what `make_inputs` builds from a batch (a mask per utterance, a prompt on the
-   first 0–30 % of the frames for half of them, CFG dropout 0.2, the loss on the non-prompt frames) and why the loss
-   is a squared error.
-5. **The trained flow** — ground-truth tokens of a test utterance, a prompt from the same voice and the committed
-   speaker encoder → mel (10 Euler steps, cosine grid, guidance 0.7) → the committed vocoder; the ODE watched step
-   by step; the effect of the step count and of the guidance.
-6. Three checked **exercises**.
-
-**Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4 (chunk-aware flow matching, Eq. 3, Fig. 2) and the flow
-matching it builds on (Lipman et al., ICLR 2023; classifier-free guidance: Ho & Salimans, arXiv 2207.12598). Where
-minicosy departs from the paper or the official code: `docs/paper_vs_code.md` §2 "Flow matching".
-
-**Code:** `minicosy/flow/matching.py` (the path, the target, the cosine grid, guidance, Euler), `minicosy/flow/model.py`
-(`ChunkAwareFlow`), `minicosy/flow/train.py` (`make_inputs`, `flow_loss`), `minicosy/flow/speaker.py`.
-
-**Prerequisites:** notebook 00 (50 Hz log-mel, 25 Hz tokens), 01 (the speech tokenizer), and a little probability.
-The attention masks and streaming are notebook 04's subject; the vocoder is notebook 05's.
-
-**Runtime:** about 25 s on 2 CPU cores (default, tiny preset); only the 2-D toy is trained (a few seconds), nothing is downloaded.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import json
 import math
@@ -88,35 +67,32 @@ plt.rcParams["image.interpolation"] = "nearest"
 MEL_CMAP = plt.get_cmap("magma", 32)
 device = torch.device("cpu")  # pinned: the toy trains on the CPU, and the tiny flow is fastest there
 print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | preset: {PRESET} | flow: {FLOW_STEM}")
-""")
 
-# ----------------------------------------------------------------------------------------------- 1 toy
-md(r"""
-## 1 · Flow matching from scratch, on a 2-D toy
+# %% [markdown]
+# ## 1 · Flow matching from scratch, on a 2-D toy
+#
+# A generative model must turn samples of an easy distribution — Gaussian noise $X_0 \sim \mathcal N(0, I)$ — into
+# samples of the data distribution $X_1$. **Flow matching** learns a *velocity field* $v(x, t)$ for $t \in [0, 1]$ and
+# generates by integrating the ODE
+#
+# $$\frac{dx}{dt} = v(x, t), \qquad x(0) \sim \mathcal N(0, I) \;\Longrightarrow\; x(1) \sim \text{data}.$$
+#
+# Training needs no ODE at all. Pair a noise sample $X_0$ with a data sample $X_1$, put a point on the straight line
+# between them, and regress the network on the line's velocity. CosyVoice 2 uses the optimal-transport (OT) path of
+# Lipman et al. — its **Eq. 3**:
+#
+# $$\phi_t = \big(1 - (1 - \sigma)\,t\big)\,X_0 + t\,X_1, \qquad
+# \omega_t = \frac{d\phi_t}{dt} = X_1 - (1 - \sigma)\,X_0, \qquad \sigma = 10^{-6},$$
+#
+# $$\mathcal L = \mathbb E_{t, X_0, X_1}\, \big\lVert v_\theta(\phi_t, t) - \omega_t \big\rVert^2 .$$
+#
+# At $t = 0$ the point is pure noise; at $t = 1$ it is $X_1 + \sigma X_0$ (a tiny Gaussian around the data point keeps
+# the field defined everywhere). In the package the pair $(\phi_t, \omega_t)$ is `conditional_flow(x0, x1, t)`.
+#
+# **The toy.** Eight Gaussian blobs on a circle of radius 2, in two **classes** — even and odd blobs — which section 2
+# uses as the condition. (In the real model the condition is the speech tokens, the speaker and the prompt.)
 
-A generative model must turn samples of an easy distribution — Gaussian noise $X_0 \sim \mathcal N(0, I)$ — into
-samples of the data distribution $X_1$. **Flow matching** learns a *velocity field* $v(x, t)$ for $t \in [0, 1]$ and
-generates by integrating the ODE
-
-$$\frac{dx}{dt} = v(x, t), \qquad x(0) \sim \mathcal N(0, I) \;\Longrightarrow\; x(1) \sim \text{data}.$$
-
-Training needs no ODE at all. Pair a noise sample $X_0$ with a data sample $X_1$, put a point on the straight line
-between them, and regress the network on the line's velocity. CosyVoice 2 uses the optimal-transport (OT) path of
-Lipman et al. — its **Eq. 3**:
-
-$$\phi_t = \big(1 - (1 - \sigma)\,t\big)\,X_0 + t\,X_1, \qquad
-\omega_t = \frac{d\phi_t}{dt} = X_1 - (1 - \sigma)\,X_0, \qquad \sigma = 10^{-6},$$
-
-$$\mathcal L = \mathbb E_{t, X_0, X_1}\, \big\lVert v_\theta(\phi_t, t) - \omega_t \big\rVert^2 .$$
-
-At $t = 0$ the point is pure noise; at $t = 1$ it is $X_1 + \sigma X_0$ (a tiny Gaussian around the data point keeps
-the field defined everywhere). In the package the pair $(\phi_t, \omega_t)$ is `conditional_flow(x0, x1, t)`.
-
-**The toy.** Eight Gaussian blobs on a circle of radius 2, in two **classes** — even and odd blobs — which section 2
-uses as the condition. (In the real model the condition is the speech tokens, the speaker and the prompt.)
-""")
-
-code(r"""
+# %%
 K_BLOBS, RADIUS, BLOB_STD, N_CLASSES = 8, 2.0, 0.15, 2
 angles = 2 * math.pi * torch.arange(K_BLOBS) / K_BLOBS
 CENTERS = torch.stack([RADIUS * angles.cos(), RADIUS * angles.sin()], dim=1)  # (8, 2); blob k is class k % 2
@@ -145,27 +121,26 @@ package = conditional_flow(x0, x1, t)
 assert all(torch.equal(a, b) for a, b in zip(ours, package))  # bit for bit the package's Eq. 3
 assert torch.allclose(conditional_flow(x0, x1, torch.ones(4096))[0], x1 + SIGMA_MIN * x0, atol=1e-6)  # t = 1: X1 + σX0
 print("from-scratch (x_t, u_t) == minicosy.conditional_flow:", True)
-""")
 
-md(r"""
-The training pairs are **independent**: any noise point may be paired with any data point, so the straight lines
-cross (left panel). The network cannot know which line a point $x_t$ came from; minimising the squared error it
-learns the **average** velocity of all the lines through $x_t$ (Lipman et al., Thm. 2):
 
-$$v^\star(x, t) = \mathbb E\big[\,\omega_t \,\big|\, \phi_t = x\,\big].$$
+# %% [markdown]
+# The training pairs are **independent**: any noise point may be paired with any data point, so the straight lines
+# cross (left panel). The network cannot know which line a point $x_t$ came from; minimising the squared error it
+# learns the **average** velocity of all the lines through $x_t$ (Lipman et al., Thm. 2):
+#
+# $$v^\star(x, t) = \mathbb E\big[\,\omega_t \,\big|\, \phi_t = x\,\big].$$
+#
+# For the toy this field has a closed form. Given blob $k$ (mean $\mu_k$, variance $s^2 I$) and $a = 1 - (1-\sigma)t$,
+# $x_t$ is Gaussian with mean $t\mu_k$ and variance $V = a^2 + t^2 s^2$, and Gaussian conditioning gives
+#
+# $$v^\star(x, t) = \sum_k p(k \mid x)\Big[\mu_k + \frac{t s^2 - (1 - \sigma) a}{V}\,(x - t\mu_k)\Big], \qquad
+# p(k \mid x) \propto \exp\!\Big(-\frac{\lVert x - t\mu_k \rVert^2}{2V}\Big).$$
+#
+# We check it against the definition — the average $\omega_t$ of the sampled pairs whose $x_t$ falls in a small disc
+# — and draw its trajectories (right panel): they bend and never cross. At $t = 0$ every $p(k \mid x)$ is the prior, so
+# $v^\star(x, 0) = \bar\mu - (1-\sigma)x$ points every sample at the **mean of the data**, here the centre of the ring.
 
-For the toy this field has a closed form. Given blob $k$ (mean $\mu_k$, variance $s^2 I$) and $a = 1 - (1-\sigma)t$,
-$x_t$ is Gaussian with mean $t\mu_k$ and variance $V = a^2 + t^2 s^2$, and Gaussian conditioning gives
-
-$$v^\star(x, t) = \sum_k p(k \mid x)\Big[\mu_k + \frac{t s^2 - (1 - \sigma) a}{V}\,(x - t\mu_k)\Big], \qquad
-p(k \mid x) \propto \exp\!\Big(-\frac{\lVert x - t\mu_k \rVert^2}{2V}\Big).$$
-
-We check it against the definition — the average $\omega_t$ of the sampled pairs whose $x_t$ falls in a small disc
-— and draw its trajectories (right panel): they bend and never cross. At $t = 0$ every $p(k \mid x)$ is the prior, so
-$v^\star(x, 0) = \bar\mu - (1-\sigma)x$ points every sample at the **mean of the data**, here the centre of the ring.
-""")
-
-code(r"""
+# %%
 def exact_field(x, t, centers=CENTERS, s=BLOB_STD, sigma=SIGMA_MIN):
     # v*(x, t) = E[ω_t | φ_t = x] for data = equal-weight Gaussian blobs at `centers`; x (n, 2), t scalar or (n,)
     t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1).expand(x.shape[0], 1)  # (n, 1)
@@ -196,9 +171,8 @@ u_near = u_half[near]  # the velocities of every line through the disc
 mc_mean, exact = u_near.mean(0), exact_field(point[None], 0.5)[0]
 print(f"{int(near.sum())} lines through the disc: mean ω_t {np.round(mc_mean.numpy(), 2)} | v* {np.round(exact.numpy(), 2)}")
 assert (mc_mean - exact).norm() < 0.1
-""")
 
-code(r"""
+# %%
 g = torch.Generator().manual_seed(2)
 pairs1, _ = sample_toy(40, g)
 pairs0 = torch.randn(pairs1.shape, generator=g)
@@ -223,25 +197,24 @@ for a in ax:
 ax[0].legend(loc="lower left", fontsize=8)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-### Integrating: Euler on the cosine grid
 
-The package integrates with Euler steps, $x_{i+1} = x_i + (t_{i+1} - t_i)\,v(x_i, t_i)$, on CosyVoice 2's cosine
-grid (§2.4, as the official `ConditionalCFM`):
+# %% [markdown]
+# ### Integrating: Euler on the cosine grid
+#
+# The package integrates with Euler steps, $x_{i+1} = x_i + (t_{i+1} - t_i)\,v(x_i, t_i)$, on CosyVoice 2's cosine
+# grid (§2.4, as the official `ConditionalCFM`):
+#
+# $$t_i = 1 - \cos\Big(\frac{\pi}{2}\cdot\frac{i}{n}\Big), \qquad i = 0, \dots, n.$$
+#
+# The first steps are short ($t_1 \approx 0.012$ for $n = 10$) and the last long: near $t = 0$ the field still points
+# at the mean and then quickly turns towards one particular blob (one particular utterance), so the solver follows
+# the bend with small steps there. Two checks: our own loop equals `euler_solve`, and Euler is **exact** on a single
+# straight path — with one data point the field $v(x, t) = \frac{X_1 - (1-\sigma)x}{1 - (1-\sigma)t}$ is constant along
+# every trajectory, so even **one** step lands on $X_1 + \sigma X_0$. The curvature of the *averaged* field is the only
+# reason to take several steps.
 
-$$t_i = 1 - \cos\Big(\frac{\pi}{2}\cdot\frac{i}{n}\Big), \qquad i = 0, \dots, n.$$
-
-The first steps are short ($t_1 \approx 0.012$ for $n = 10$) and the last long: near $t = 0$ the field still points
-at the mean and then quickly turns towards one particular blob (one particular utterance), so the solver follows
-the bend with small steps there. Two checks: our own loop equals `euler_solve`, and Euler is **exact** on a single
-straight path — with one data point the field $v(x, t) = \frac{X_1 - (1-\sigma)x}{1 - (1-\sigma)t}$ is constant along
-every trajectory, so even **one** step lands on $X_1 + \sigma X_0$. The curvature of the *averaged* field is the only
-reason to take several steps.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 def cosine_grid_from_scratch(n):
     i = torch.arange(n + 1, dtype=torch.float64)
@@ -266,19 +239,18 @@ single = lambda x, t: (target - (1 - SIGMA_MIN) * x) / (1 - (1 - SIGMA_MIN) * t)
 for n in (1, 2, 10):
     assert torch.allclose(euler_solve(lambda x, t, i: single(x, t), start, n), target + SIGMA_MIN * start, atol=1e-5)
 print("one data point: 1, 2 and 10 Euler steps all land on X1 + σ·X0")
-""")
 
-md(r"""
-### A network learns the field
 
-Now forget the formula and learn $v_\theta$ from samples, exactly as the real model does: a small MLP of $x$, a
-sinusoidal embedding of $t$ and a class embedding (with an extra "no condition" label, used 20 % of the time —
-section 2 needs it), trained on `conditional_flow` targets with the squared error. 1,500 steps of 256 pairs take a few
-seconds. The loss cannot reach zero: $\omega_t$ varies around its mean at every $x_t$ (the lines through a point
-disagree). Its floor is the loss of the exact field $v^\star$ itself, computed with the formula above.
-""")
+# %% [markdown]
+# ### A network learns the field
+#
+# Now forget the formula and learn $v_\theta$ from samples, exactly as the real model does: a small MLP of $x$, a
+# sinusoidal embedding of $t$ and a class embedding (with an extra "no condition" label, used 20 % of the time —
+# section 2 needs it), trained on `conditional_flow` targets with the squared error. 1,500 steps of 256 pairs take a few
+# seconds. The loss cannot reach zero: $\omega_t$ varies around its mean at every $x_t$ (the lines through a point
+# disagree). Its floor is the loss of the exact field $v^\star$ itself, computed with the formula above.
 
-code(r"""
+# %%
 class ToyField(nn.Module):
     # v_θ(x, t | c): an MLP over [x, sinusoidal(t), class embedding]; class NULL = no condition
 
@@ -330,15 +302,14 @@ field_err = float(((v_net - class_field(x_t, t, c)) ** 2).mean())
 print(f"loss: first 50 steps {np.mean(toy_losses[:50]):.3f} → held-out {net_loss:.3f}; floor (exact field) {floor:.3f}; "
       f"‖v_θ − v*‖² = {field_err:.3f}")
 assert net_loss < 1.1 * floor and field_err < 0.1 * floor  # the network has learned v*, up to a few per cent
-""")
 
-md(r"""
-**Sampling** is the ODE from noise, with the package's own `euler_solve` and cosine grid, for 1, 2, 5 and 10 steps
-(unconditional: class `NULL`). One step lands every sample near the centre — the field at $t = 0$ points at the mean
-— and the blobs appear as the steps resolve the bend. Below, the 10-step trajectories of a few samples.
-""")
 
-code(r"""
+# %% [markdown]
+# **Sampling** is the ODE from noise, with the package's own `euler_solve` and cosine grid, for 1, 2, 5 and 10 steps
+# (unconditional: class `NULL`). One step lands every sample near the centre — the field at $t = 0$ points at the mean
+# — and the blobs appear as the steps resolve the bend. Below, the 10-step trajectories of a few samples.
+
+# %%
 @torch.no_grad()
 def toy_sample(n_steps=N_STEPS, cls=NULL, w=0.0, n=2000, seed=1, record=None):
     # Euler over the cosine grid from fixed noise; w > 0: classifier-free guidance towards `cls` (section 2)
@@ -370,9 +341,8 @@ print("mean distance to the nearest blob:", {n: round(d, 2) for n, d in dist.ite
 print("mean radius:", {n: round(r, 2) for n, r in radius.items()}, f"| the ring: {RADIUS}")
 assert radius[1] < 0.5 * RADIUS  # one step: near the mean of the data, the centre
 assert dist[10] < dist[2] < dist[1] and dist[10] < 2.5 * data_dist  # more steps: onto the blobs
-""")
 
-code(r"""
+# %%
 traj = []
 toy_sample(N_STEPS, n=40, seed=7, record=traj)
 traj = torch.stack(traj)  # (11, 40, 2): x at every grid time
@@ -386,33 +356,29 @@ ax[4].plot(traj[:, :, 0].numpy(), traj[:, :, 1].numpy(), color="tab:green", lw=0
 ax[4].set(title="10 steps: trajectories", xlim=(-3, 3), ylim=(-3, 3), aspect="equal")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-The dots on the trajectories are the cosine grid: dense at the start, where each sample chooses its blob, sparse at
-the end, where it only travels straight in.
-""")
+# %% [markdown]
+# The dots on the trajectories are the cosine grid: dense at the start, where each sample chooses its blob, sparse at
+# the end, where it only travels straight in.
 
-# ----------------------------------------------------------------------------------------------- 2 CFG
-md(r"""
-## 2 · Classifier-free guidance
+# %% [markdown]
+# ## 2 · Classifier-free guidance
+#
+# A conditional model $v(x, t \mid c)$ follows the condition only as sharply as it learned to. **Classifier-free
+# guidance** (Ho & Salimans) trains the *same* network also without the condition — in CosyVoice 2 the flow drops
+# `mu`, the speaker and the prompt together with probability 0.2 — and at inference extrapolates away from the
+# unconditional field (`guided_velocity` in `matching.py`):
+#
+# $$\tilde v = (1 + w)\,v(x, t \mid c) - w\,v(x, t \mid \varnothing) = v(x, t \mid c) + w\,\big[v(x, t \mid c) - v(x, t \mid \varnothing)\big].$$
+#
+# $w = 0$ is the plain conditional model; $w > 0$ exaggerates what the condition changes. CosyVoice 2 uses
+# $w = 0.7$. The package runs the conditional and the unconditional pass as **one batch of two**, so guidance doubles
+# the estimator's work but not the number of calls.
+#
+# On the toy the condition is the class (even or odd blobs). Sampling class 0 (the even blobs, ●), we count how many
+# samples end nearest a blob of the right class:
 
-A conditional model $v(x, t \mid c)$ follows the condition only as sharply as it learned to. **Classifier-free
-guidance** (Ho & Salimans) trains the *same* network also without the condition — in CosyVoice 2 the flow drops
-`mu`, the speaker and the prompt together with probability 0.2 — and at inference extrapolates away from the
-unconditional field (`guided_velocity` in `matching.py`):
-
-$$\tilde v = (1 + w)\,v(x, t \mid c) - w\,v(x, t \mid \varnothing) = v(x, t \mid c) + w\,\big[v(x, t \mid c) - v(x, t \mid \varnothing)\big].$$
-
-$w = 0$ is the plain conditional model; $w > 0$ exaggerates what the condition changes. CosyVoice 2 uses
-$w = 0.7$. The package runs the conditional and the unconditional pass as **one batch of two**, so guidance doubles
-the estimator's work but not the number of calls.
-
-On the toy the condition is the class (even or odd blobs). Sampling class 0 (the even blobs, ●), we count how many
-samples end nearest a blob of the right class:
-""")
-
-code(r"""
+# %%
 v_c, v_u = torch.randn(3, 2), torch.randn(3, 2)
 assert torch.allclose(guided_velocity(v_c, v_u, 0.7), v_c + 0.7 * (v_c - v_u))  # the two forms above
 assert torch.equal(guided_velocity(v_c, v_u, 0.0), v_c) and torch.allclose(guided_velocity(v_c, v_u, -1.0), v_u)
@@ -426,9 +392,8 @@ print("mean distance to the nearest blob:        ", {w: round(d, 3) for w, d in 
 print(f"the data's own blobs: {data_dist:.3f}")
 assert right[0.7] > right[0.0] and right[1.5] > right[0.0]  # guidance follows the condition more faithfully ...
 assert spread[1.5] < spread[0.0]  # ... and tightens the blobs
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 3, figsize=(12, 4))
 for a, (w, x) in zip(ax, guided.items()):
     a.scatter(*toy_data.T, s=1, color="lightgrey")
@@ -438,19 +403,18 @@ for a, (w, x) in zip(ax, guided.items()):
 ax[0].legend(loc="lower left", fontsize=8)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-Guidance removes most of the samples that strayed to a wrong blob, and it tightens the blobs — past the data: at
-$w = 1.5$ the samples sit closer to the blob centres than the real points do (squeezed into narrow streaks). That is
-the trade-off of guidance: fidelity to the condition against diversity; in speech, too much of it gives over-sharpened,
-exaggerated spectra, which is why the paper stops at 0.7 rather than "as much as possible". Section 5 turns the same
-knob on real mel.
 
-**Try it.** The sliders re-sample class 0 with another number of Euler steps and another guidance weight.
-""")
+# %% [markdown]
+# Guidance removes most of the samples that strayed to a wrong blob, and it tightens the blobs — past the data: at
+# $w = 1.5$ the samples sit closer to the blob centres than the real points do (squeezed into narrow streaks). That is
+# the trade-off of guidance: fidelity to the condition against diversity; in speech, too much of it gives over-sharpened,
+# exaggerated spectra, which is why the paper stops at 0.7 rather than "as much as possible". Section 5 turns the same
+# knob on real mel.
+#
+# **Try it.** The sliders re-sample class 0 with another number of Euler steps and another guidance weight.
 
-code(r"""
+# %%
 def toy_player(n_steps=N_STEPS, w=GUIDANCE):
     x = toy_sample(n_steps, cls=0, w=w)
     on_class = float(even[torch.cdist(x, CENTERS).argmin(1)].float().mean())
@@ -466,34 +430,31 @@ slider_player(toy_player,
               n_steps=widgets.IntSlider(value=N_STEPS, min=1, max=40, description="Euler steps", continuous_update=False),
               w=widgets.FloatSlider(value=GUIDANCE, min=0.0, max=4.0, step=0.1, description="guidance w",
                                     continuous_update=False))
-""")
 
-# ----------------------------------------------------------------------------------------------- 3 model
-md(r"""
-## 3 · The package's model: `ChunkAwareFlow`
+# %% [markdown]
+# ## 3 · The package's model: `ChunkAwareFlow`
+#
+# The toy's $x$ was 2 numbers; CosyVoice 2's is a whole mel spectrogram, $x \in \mathbb R^{80 \times F}$ at 50 Hz, and
+# its condition is the speech tokens at 25 Hz, a speaker vector and a prompt. Fig. 2 of the paper, as built in
+# `minicosy/flow/model.py`:
+#
+# ```
+# tokens (T) ─▶ embed ─▶ lookahead conv ─▶ causal blocks ─▶ ×2 upsample ─▶ causal blocks ─▶ mu (80, 2T)
+#                        (sees P = 4 future tokens)        (25 → 50 Hz)
+# [x_t, mu, speaker, cond] (4·80, 2T) ─▶ estimator: causal convs + masked attention, time t ─▶ v (80, 2T)
+# ```
+#
+# * the **token encoder** turns tokens into `mu`, a first (blurry) guess of the mel — content, no voice;
+# * the **estimator** is the velocity network $v_\theta(x_t, t \mid \mu, \text{spk}, \text{cond})$; its input stacks four
+#   80-channel signals: the current point $x_t$, `mu`, the projected speaker vector broadcast over time, and `cond` —
+#   the prompt's mel on the first frames, zeros elsewhere;
+# * the attention masks (non-causal, full-causal, chunk) and the lookahead are notebook 04's subject; here everything
+#   runs offline with the non-causal mask.
+#
+# We load the trained tiny flow, and count the parameters of the same architecture at the paper's widths. The paper
+# preset is built on PyTorch's `meta` device: shapes only, no memory, no initialisation.
 
-The toy's $x$ was 2 numbers; CosyVoice 2's is a whole mel spectrogram, $x \in \mathbb R^{80 \times F}$ at 50 Hz, and
-its condition is the speech tokens at 25 Hz, a speaker vector and a prompt. Fig. 2 of the paper, as built in
-`minicosy/flow/model.py`:
-
-```
-tokens (T) ─▶ embed ─▶ lookahead conv ─▶ causal blocks ─▶ ×2 upsample ─▶ causal blocks ─▶ mu (80, 2T)
-                       (sees P = 4 future tokens)        (25 → 50 Hz)
-[x_t, mu, speaker, cond] (4·80, 2T) ─▶ estimator: causal convs + masked attention, time t ─▶ v (80, 2T)
-```
-
-* the **token encoder** turns tokens into `mu`, a first (blurry) guess of the mel — content, no voice;
-* the **estimator** is the velocity network $v_\theta(x_t, t \mid \mu, \text{spk}, \text{cond})$; its input stacks four
-  80-channel signals: the current point $x_t$, `mu`, the projected speaker vector broadcast over time, and `cond` —
-  the prompt's mel on the first frames, zeros elsewhere;
-* the attention masks (non-causal, full-causal, chunk) and the lookahead are notebook 04's subject; here everything
-  runs offline with the non-causal mask.
-
-We load the trained tiny flow, and count the parameters of the same architecture at the paper's widths. The paper
-preset is built on PyTorch's `meta` device: shapes only, no memory, no initialisation.
-""")
-
-code(r"""
+# %%
 flow = ChunkAwareFlow.from_pretrained(FLOW_STEM, device=device)
 cfg, UP = flow.cfg, flow.cfg.up
 with torch.device("meta"):
@@ -507,9 +468,9 @@ def part_counts(m):
              "speaker projection": m.spk_proj, "estimator": m.estimator}
     mods = lambda p: p if isinstance(p, (list, nn.ModuleList)) else [p]
     return {k: sum(q.numel() for mod in mods(p) for q in mod.parameters()) for k, p in parts.items()}
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 tiny_parts, paper_parts = part_counts(flow), part_counts(paper)
 print(f"{'':26s} {'tiny (trained)':>15s} {'paper widths':>15s}")
@@ -519,20 +480,18 @@ print(f"{'total':26s} {flow.num_parameters():15,d} {paper.num_parameters():15,d}
 print(f"tiny: d_enc {cfg.d_enc}, {cfg.enc_pre_layers}+{cfg.enc_post_layers} encoder blocks, d_est {cfg.d_est}, "
       f"{cfg.est_layers} estimator layers, vocab {cfg.vocab_size}, speaker {cfg.spk_dim}-d, lookahead P = {cfg.lookahead}")
 assert sum(tiny_parts.values()) == flow.num_parameters() and sum(paper_parts.values()) == paper.num_parameters()
-""")
 
-md(r"""
-The same code at the paper's widths (encoder $d = 512$ with 6 + 4 blocks, estimator $d = 256$ with 12 layers) has
-about 54 M parameters, most of them in the encoder's transformer blocks; the tiny preset keeps the architecture at
-1/20 of that — most of it in the estimator — so that it trains on two CPU cores in under two hours.
+# %% [markdown]
+# The same code at the paper's widths (encoder $d = 512$ with 6 + 4 blocks, estimator $d = 256$ with 12 layers) has
+# about 54 M parameters, most of them in the encoder's transformer blocks; the tiny preset keeps the architecture at
+# 1/20 of that — most of it in the estimator — so that it trains on two CPU cores in under two hours.
+#
+# ### One real utterance through the model
+#
+# A fixture test utterance (a train voice, `flite_slt`, never trained on) and a prompt from the same voice. Its
+# speech tokens come from the committed speech tokenizer (notebook 01) at 16 kHz; its mel from `log_mel` at 24 kHz.
 
-### One real utterance through the model
-
-A fixture test utterance (a train voice, `flite_slt`, never trained on) and a prompt from the same voice. Its
-speech tokens come from the committed speech tokenizer (notebook 01) at 16 kHz; its mel from `log_mel` at 24 kHz.
-""")
-
-code(r"""
+# %%
 tokenizer = SpeechTokenizer.from_pretrained(PRETRAINED / "speech_tokenizer", device=device)
 speaker_encoder = SpeakerEncoder.from_pretrained(PRETRAINED / "speaker", device=device)
 vocoder = Vocoder.from_pretrained(PRETRAINED, device=device)
@@ -548,16 +507,14 @@ tokens, mel = align_tokens_and_frames(raw_tokens, raw_mel, UP)
 prompt_wav = torch.as_tensor(load_audio(fixtures[PROMPT_ID].audio_path(root), SR))
 prompt_tokens, prompt_mel = align_tokens_and_frames(fixture_tokens[PROMPT_ID], log_mel(prompt_wav), UP)
 spk = speaker_encoder.embed(prompt_mel)  # (spk_dim,): the prompt's voice, L2-normalised
-""")
 
-md(r"""
-**Tokens and frames.** The rule is two mel frames per token. The tokenizer gives $\lfloor n_{16k} / 640 \rfloor$ tokens
-and the mel front end $\lfloor n_{24k} / 480 \rfloor$ (+1) frames, so the two disagree by a frame or a token at the end;
-`align_tokens_and_frames` keeps $n = \min(\lfloor F/2 \rfloor, T)$ tokens and exactly $2n$ frames (the official
-rule). Training and evaluation both crop this way.
-""")
+# %% [markdown]
+# **Tokens and frames.** The rule is two mel frames per token. The tokenizer gives $\lfloor n_{16k} / 640 \rfloor$ tokens
+# and the mel front end $\lfloor n_{24k} / 480 \rfloor$ (+1) frames, so the two disagree by a frame or a token at the end;
+# `align_tokens_and_frames` keeps $n = \min(\lfloor F/2 \rfloor, T)$ tokens and exactly $2n$ frames (the official
+# rule). Training and evaluation both crop this way.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 print(f"'{fixtures[TEST_ID].text}' ({fixtures[TEST_ID].duration} s)")
 print(f"tokenizer: {raw_tokens.numel()} tokens (25 Hz) | log_mel: {raw_mel.shape[1]} frames (50 Hz)"
@@ -566,16 +523,14 @@ print(f"prompt '{fixtures[PROMPT_ID].text}': {prompt_tokens.numel()} tokens, {pr
       f"speaker vector {tuple(spk.shape)}, norm {float(spk.norm()):.3f}")
 assert mel.shape[1] == UP * tokens.numel() and prompt_mel.shape[1] == UP * prompt_tokens.numel()
 assert abs(raw_mel.shape[1] - UP * raw_tokens.numel()) <= 2  # the lengths disagree by a frame or a token at most
-""")
 
-md(r"""
-**Shapes.** Forward hooks on the package's modules record what flows through one inference call (one Euler step
-here). The prompt's tokens are **prepended**, so the encoder sees $T_p + T$ tokens and the estimator $2(T_p + T)$
-frames; with guidance the estimator's batch is 2 (conditional and unconditional). The output is trimmed back to the
-$2T$ frames of the utterance.
-""")
+# %% [markdown]
+# **Shapes.** Forward hooks on the package's modules record what flows through one inference call (one Euler step
+# here). The prompt's tokens are **prepended**, so the encoder sees $T_p + T$ tokens and the estimator $2(T_p + T)$
+# frames; with guidance the estimator's batch is 2 (conditional and unconditional). The output is trimmed back to the
+# $2T$ frames of the utterance.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 shapes = []
 probes = {"token embedding": flow.encoder.embed, "lookahead conv": flow.encoder.lookahead,
@@ -594,31 +549,28 @@ for name, shape in shapes:
     print(f"  {name:26s} {shape}")
 print("output (trimmed of the prompt):", tuple(out.shape))
 assert out.shape == mel.shape and dict(shapes)["estimator output (v)"] == (2, UP * T_all, cfg.n_mels)
-""")
 
-# ----------------------------------------------------------------------------------------------- 4 training
-md(r"""
-## 4 · The training recipe, as code
+# %% [markdown]
+# ## 4 · The training recipe, as code
+#
+# `make_inputs(model, items, FlowTrainConfig(), gen)` in `minicosy/flow/train.py` turns a list of utterances (tokens,
+# mel, the utterance's own speaker vector) into one padded batch. Per utterance it draws
+#
+# * one of the paper's **four masks** — non-causal, full-causal, chunk-$M$, chunk-$2M$ (notebook 04);
+# * with probability 0.5 a **prompt**: the first $\lfloor u \cdot 0.3 \cdot T \rfloor$ tokens, $u \sim U(0, 1)$ — their
+#   mel goes into `cond` and the chunk mask treats them as one block, as at inference;
+# * a **CFG dropout** flag with probability 0.2 (the model then zeroes `mu`, speaker and `cond` together);
+# * $t \sim U(0, 1)$ **warped by the cosine schedule**, $t \leftarrow 1 - \cos(\frac{\pi}{2} t)$ — training sees most
+#   often the early times that inference samples most densely;
+# * fresh noise $X_0$, and $(x_t, u_t)$ from `conditional_flow` on the **normalised** mel (per-bin mean and std of the
+#   training set, a minicosy simplification);
+#
+# and a `loss_mask` that keeps the real, **non-prompt** frames: the prompt is given, not generated.
+#
+# We build the fixture's train and valid utterances the way the trainer does (`load_mels`, `attach_tokens`,
+# `speaker_vectors`) and draw one batch of eight.
 
-`make_inputs(model, items, FlowTrainConfig(), gen)` in `minicosy/flow/train.py` turns a list of utterances (tokens,
-mel, the utterance's own speaker vector) into one padded batch. Per utterance it draws
-
-* one of the paper's **four masks** — non-causal, full-causal, chunk-$M$, chunk-$2M$ (notebook 04);
-* with probability 0.5 a **prompt**: the first $\lfloor u \cdot 0.3 \cdot T \rfloor$ tokens, $u \sim U(0, 1)$ — their
-  mel goes into `cond` and the chunk mask treats them as one block, as at inference;
-* a **CFG dropout** flag with probability 0.2 (the model then zeroes `mu`, speaker and `cond` together);
-* $t \sim U(0, 1)$ **warped by the cosine schedule**, $t \leftarrow 1 - \cos(\frac{\pi}{2} t)$ — training sees most
-  often the early times that inference samples most densely;
-* fresh noise $X_0$, and $(x_t, u_t)$ from `conditional_flow` on the **normalised** mel (per-bin mean and std of the
-  training set, a minicosy simplification);
-
-and a `loss_mask` that keeps the real, **non-prompt** frames: the prompt is given, not generated.
-
-We build the fixture's train and valid utterances the way the trainer does (`load_mels`, `attach_tokens`,
-`speaker_vectors`) and draw one batch of eight.
-""")
-
-code(r"""
+# %%
 data = load_mels(FIXTURES, "train") + load_mels(FIXTURES, "valid")  # [{id, voice, mel (80, F)}]
 data = attach_tokens(data, fixture_tokens, cfg.vocab_size, UP)  # + tokens, both cropped to 2 frames per token
 speaker_vectors(speaker_encoder, data)  # + spk: each utterance's own speaker vector
@@ -644,9 +596,8 @@ def mask_kind(bt, b, p):
 kinds = [mask_kind(batch, b, p) for b, p in enumerate(n_prompt)]
 for key in ("tokens", "lengths", "x_t", "t", "speaker", "cond", "mask", "drop", "u_t", "loss_mask"):
     print(f"{key:10s} {tuple(batch[key].shape)}")
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 x1_norm = torch.zeros_like(batch["x_t"])
 for b, d in enumerate(items):
@@ -662,9 +613,8 @@ for b, d in enumerate(items):
 x0_rec = (x1_norm - batch["u_t"]) / (1 - SIGMA_MIN)
 assert torch.allclose(batch["x_t"], conditional_flow(x0_rec, x1_norm, batch["t"])[0], atol=1e-4)
 print("every utterance: one of the four masks, prompt ≤ 30 % of its tokens, cond = prompt mel, loss on the rest")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw=dict(width_ratios=[2.2, 1]))
 regions = torch.zeros(B, UP * T_pad)  # 0 padding, 1 prompt (cond, no loss), 2 generated (loss)
 for b in range(B):
@@ -681,16 +631,14 @@ ax[1].set(title=f"utterance {b_show}: {kinds[b_show]}, prompt of {n_prompt[b_sho
           xlabel="key token", ylabel="query token")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-One batch is too small to see the probabilities. Drawing 300 batches from the same eight utterances (2,400
-utterance draws) shows the recipe's numbers: about half get a prompt (a few draw a prompt that rounds to zero
-tokens), its length spreads evenly up to 30 %, one utterance in five is dropped for guidance, the four masks come
-equally often, and the warped times pile up near $t = 0$ (median $1 - \cos(\pi/4) \approx 0.29$).
-""")
+# %% [markdown]
+# One batch is too small to see the probabilities. Drawing 300 batches from the same eight utterances (2,400
+# utterance draws) shows the recipe's numbers: about half get a prompt (a few draw a prompt that rounds to zero
+# tokens), its length spreads evenly up to 30 %, one utterance in five is dropped for guidance, the four masks come
+# equally often, and the warped times pile up near $t = 0$ (median $1 - \cos(\pi/4) \approx 0.29$).
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 gen = torch.Generator().manual_seed(1)
 draws = {"prompt": [], "prompt_frac": [], "drop": [], "t": [], "kind": []}
@@ -713,33 +661,29 @@ assert 0.42 < share_prompt < 0.52 and max_frac <= tc.prompt_max and 0.16 < share
 print("masks drawn:", {k: kind_counts[k] for k in MASK_KINDS})
 assert abs(t_median - (1 - math.cos(math.pi / 4))) < 0.03
 assert set(kind_counts) == set(MASK_KINDS) and min(kind_counts.values()) > 0.2 * len(draws["kind"])
-""")
 
-md(r"""
-### Which norm, and why
+# %% [markdown]
+# ### Which norm, and why
+#
+# The paper writes the loss as an **L1** norm; the official code (and minicosy, `FlowTrainConfig.loss = "mse"`) uses the
+# **squared** error. The `train.py` docstring gives the reason, and section 1 can show it: the field that transports the
+# noise to the data is the conditional **mean** $\mathbb E[\omega_t \mid x_t]$ — the minimiser of the squared error.
+# The minimiser of L1 is the conditional **median**, a different field wherever the velocities through a point are
+# distributed asymmetrically, as in the toy disc of section 1:
 
-The paper writes the loss as an **L1** norm; the official code (and minicosy, `FlowTrainConfig.loss = "mse"`) uses the
-**squared** error. The `train.py` docstring gives the reason, and section 1 can show it: the field that transports the
-noise to the data is the conditional **mean** $\mathbb E[\omega_t \mid x_t]$ — the minimiser of the squared error.
-The minimiser of L1 is the conditional **median**, a different field wherever the velocities through a point are
-distributed asymmetrically, as in the toy disc of section 1:
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 mc_median = u_near.median(dim=0).values
 print(f"velocities through the disc around {point.tolist()} at t = 0.5 (section 1):")
 print(f"  mean   (MSE's minimiser) {np.round(mc_mean.numpy(), 1)}  ≈ v* {np.round(exact.numpy(), 1)}")
 print(f"  median (L1's minimiser)  {np.round(mc_median.numpy(), 1)}")
 assert (mc_median - exact).norm() > 3 * (mc_mean - exact).norm()
-""")
 
-md(r"""
-`flow_loss` averages the error over the 80 bins of the `loss_mask` frames only. On our batch, with the trained model
-(eval mode, so dropout is off), it equals the masked mean written out by hand; `loss="l1"` gives the paper's variant.
-""")
+# %% [markdown]
+# `flow_loss` averages the error over the 80 bins of the `loss_mask` frames only. On our batch, with the trained model
+# (eval mode, so dropout is off), it equals the masked mean written out by hand; `loss="l1"` gives the paper's variant.
 
-code(r"""
+# %%
 flow.eval()
 with torch.no_grad():
     mse, l1 = flow_loss(flow, batch, "mse"), flow_loss(flow, batch, "l1")
@@ -749,26 +693,22 @@ with torch.no_grad():
     by_hand = float((((v - batch["u_t"]) ** 2) * m).sum() / (m.sum() * cfg.n_mels))
 print(f"flow_loss: mse {float(mse):.3f} (by hand {by_hand:.3f}) | l1 {float(l1):.3f}")
 assert abs(float(mse) - by_hand) < 1e-5 and math.isfinite(float(l1))
-""")
 
-# ----------------------------------------------------------------------------------------------- 5 trained
-md(r"""
-## 5 · The trained flow: tokens → mel → audio
+# %% [markdown]
+# ## 5 · The trained flow: tokens → mel → audio
+#
+# Zero-shot synthesis of the test utterance of section 3 with its **ground-truth** tokens (the LM is not involved):
+# the prompt clip from the same voice gives its tokens (prepended), its mel (`cond`) and — through the committed
+# speaker encoder — the speaker vector; the flow solves the ODE with the paper's settings (10 Euler steps, cosine grid,
+# guidance 0.7) from the fixed pre-drawn noise, and the committed vocoder (notebook 05) turns the mel into audio.
 
-Zero-shot synthesis of the test utterance of section 3 with its **ground-truth** tokens (the LM is not involved):
-the prompt clip from the same voice gives its tokens (prepended), its mel (`cond`) and — through the committed
-speaker encoder — the speaker vector; the flow solves the ODE with the paper's settings (10 Euler steps, cosine grid,
-guidance 0.7) from the fixed pre-drawn noise, and the committed vocoder (notebook 05) turns the mel into audio.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 trained = flow.meta.get("trained", {})
 print(f"flow checkpoint: {flow.meta.get('dtype')} weights, {trained.get('steps')} steps, {trained.get('minutes')} min on "
       f"{trained.get('device')}, last valid loss {trained.get('last_valid', {}).get('valid_loss', float('nan')):.3f}")
-""")
 
-code(r"""
+# %%
 gen_mel = flow.inference(tokens, prompt_tokens, prompt_mel, spk)  # (80, 2T): N_STEPS = 10, GUIDANCE = 0.7
 with torch.no_grad():
     audio = {"recording": wav[: mel.shape[1] * HOP], "copy synthesis (vocoder on the real mel)": vocoder(mel),
@@ -784,9 +724,8 @@ for name, v in baselines.items():
 for name, a in audio.items():
     print(name)
     display(Audio(a.numpy(), rate=SR, normalize=False))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 print("mel:", tuple(gen_mel.shape), "= the ground truth's", tuple(mel.shape), "| finite:", bool(torch.isfinite(gen_mel).all()))
 print("audio samples:", {k.split(" ")[0]: a.numel() for k, a in audio.items()})
@@ -794,9 +733,8 @@ print("flow closer to the ground truth than its starting noise:", baselines["flo
 assert gen_mel.shape == mel.shape and bool(torch.isfinite(gen_mel).all())
 assert all(a.numel() == mel.shape[1] * HOP and bool(torch.isfinite(a).all()) for a in audio.values())
 assert baselines["flow (10 steps, w = 0.7)"] < baselines["the starting noise"]
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(3, 1, figsize=(10, 7.5), sharex=True)
 vmin, vmax = float(mel.min()), float(mel.max())
 ax[0].imshow(mel.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=vmin, vmax=vmax)
@@ -808,26 +746,24 @@ ax[2].set(title="mu: the token encoder's output (80 free channels, its own colou
           xlabel="50 Hz frame")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-The generated mel has the recording's timing — the tokens fix where each sound goes — and its own fine detail:
-harmonics, formants and the voice of the prompt. It is one plausible rendering, not a copy, so it differs from the
-recording in the detail. `mu`, the estimator's content condition, is *not* a mel estimate: no loss touches it (as in
-the official CosyVoice 2, the flow's only loss is on the velocity), so its 80 channels are whatever features the
-estimator found useful. It need not resemble a spectrogram, and it carries none of the harmonics: those come from
-the ODE.
+# %% [markdown]
+# The generated mel has the recording's timing — the tokens fix where each sound goes — and its own fine detail:
+# harmonics, formants and the voice of the prompt. It is one plausible rendering, not a copy, so it differs from the
+# recording in the detail. `mu`, the estimator's content condition, is *not* a mel estimate: no loss touches it (as in
+# the official CosyVoice 2, the flow's only loss is on the velocity), so its 80 channels are whatever features the
+# estimator found useful. It need not resemble a spectrogram, and it carries none of the harmonics: those come from
+# the ODE.
+#
+# ### Watching the ODE
+#
+# `flow.inference` is a thin wrapper. Rebuild it from the package's pieces — `prepare` (validation, the prompt
+# prepended, the speaker projected), the encoder, `cond`, the fixed noise, `velocity` (guided, as one batch of two) and
+# `euler_solve` — and record the state at every step. It must reproduce `inference` exactly. Besides $x_t$ we record
+# the model's current **guess of the end point**, $\hat x_1 = x_t + (1 - t)\,v$ (the OT path gives
+# $X_1 = \phi_t + (1 - t)\,\omega_t$ up to $\sigma$).
 
-### Watching the ODE
-
-`flow.inference` is a thin wrapper. Rebuild it from the package's pieces — `prepare` (validation, the prompt
-prepended, the speaker projected), the encoder, `cond`, the fixed noise, `velocity` (guided, as one batch of two) and
-`euler_solve` — and record the state at every step. It must reproduce `inference` exactly. Besides $x_t$ we record
-the model's current **guess of the end point**, $\hat x_1 = x_t + (1 - t)\,v$ (the OT path gives
-$X_1 = \phi_t + (1 - t)\,\omega_t$ up to $\sigma$).
-""")
-
-code(r"""
+# %%
 with torch.inference_mode():
     all_tokens, n_p, prompt, spk_proj = flow.prepare(tokens, prompt_tokens, prompt_mel, spk)
     mu = flow.encoder(all_tokens, None)  # (1, 80, 2(T_p + T)): non-causal, no mask
@@ -855,9 +791,8 @@ print("  x_t at t =", [round(float(t), 2) for t in ts])
 print("  L1(x_t)   ", [round(v, 2) for v in l1_path])
 print("  L1(x̂1)    ", [round(v, 2) for v in l1_guess])
 assert l1_path[-1] < l1_path[0] and all(math.isfinite(v) for v in l1_path + l1_guess)
-""")
 
-code(r"""
+# %%
 snap = [0, 3, 5, 7, 10]
 fig, ax = plt.subplots(2, len(snap), figsize=(15, 4.6), sharey=True)
 for j, i in enumerate(snap):
@@ -870,19 +805,17 @@ ax[0, 0].set_ylabel("mel bin")
 ax[1, 0].set_ylabel("mel bin")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-The top row is the state itself: noise that fades as $t$ grows. The bottom row is what the model *expects* the end to
-be at each step: at $t = 0$ an average over everything the tokens allow (smooth, close to `mu`), which sharpens
-step after step as the sample commits to one particular rendering.
+# %% [markdown]
+# The top row is the state itself: noise that fades as $t$ grows. The bottom row is what the model *expects* the end to
+# be at each step: at $t = 0$ an average over everything the tokens allow (smooth, close to `mu`), which sharpens
+# step after step as the sample commits to one particular rendering.
+#
+# **The prompt.** Below, the untrimmed output: the first frames are the prompt's region. The estimator was never
+# trained to generate them (no loss there, and `cond` already holds them), so they are whatever the model makes of
+# them — `inference` trims them off. Its conditioning effect is on the frames after it, through attention.
 
-**The prompt.** Below, the untrimmed output: the first frames are the prompt's region. The estimator was never
-trained to generate them (no loss there, and `cond` already holds them), so they are whatever the model makes of
-them — `inference` trims them off. Its conditioning effect is on the frames after it, through attention.
-""")
-
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 2, figsize=(13, 2.8), sharey=True)
 ax[0].imshow(flow.denormalize(cond[0] + (cond[0] == 0) * flow.normalize(flow.mel_mean[:, None])).numpy(),
              origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=vmin, vmax=vmax)
@@ -893,23 +826,21 @@ for a in ax:
     a.axvline(UP * n_p - 0.5, color="white", ls="--")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-### Steps and guidance
+# %% [markdown]
+# ### Steps and guidance
+#
+# The same utterance with 1, 2, 5 and 10 Euler steps (guidance 0.7), and with guidance 0, 0.7 and 1.5 (10 steps), each
+# measured by its log-mel L1 to the recording. One Euler step returns exactly the model's first guess $\hat x_1$ at
+# $t = 0$ (checked below).
+#
+# Read L1 with care. A distance to *one* recording rewards a prediction in the middle of the plausible ones, and
+# penalises a sharp rendering whose detail differs from the recording's — so L1 need not fall steadily with the step
+# count, and guidance, which sharpens, tends to raise it. Every setting lands far closer than the noise it started from;
+# which one *sounds* best is for the listening judges of `minicosy eval flow` (WER, speaker similarity) to say. Listen
+# to the 1-step and the 10-step result below.
 
-The same utterance with 1, 2, 5 and 10 Euler steps (guidance 0.7), and with guidance 0, 0.7 and 1.5 (10 steps), each
-measured by its log-mel L1 to the recording. One Euler step returns exactly the model's first guess $\hat x_1$ at
-$t = 0$ (checked below).
-
-Read L1 with care. A distance to *one* recording rewards a prediction in the middle of the plausible ones, and
-penalises a sharp rendering whose detail differs from the recording's — so L1 need not fall steadily with the step
-count, and guidance, which sharpens, tends to raise it. Every setting lands far closer than the noise it started from;
-which one *sounds* best is for the listening judges of `minicosy eval flow` (WER, speaker similarity) to say. Listen
-to the 1-step and the 10-step result below.
-""")
-
-code(r"""
+# %%
 sweep_steps = {n: flow.inference(tokens, prompt_tokens, prompt_mel, spk, n_steps=n) for n in (1, 2, 5, 10)}
 sweep_w = {w: flow.inference(tokens, prompt_tokens, prompt_mel, spk, guidance=w) for w in (0.0, 0.7, 1.5)}
 for label, sweep in (("steps", sweep_steps), ("guidance", sweep_w)):
@@ -921,9 +852,8 @@ assert max(l1(m) for m in [*sweep_steps.values(), *sweep_w.values()]) < baseline
 print("1 Euler step (guidance 0.7) → vocoder; the 10-step result is the 'flow → vocoder' player above")
 with torch.no_grad():
     display(Audio(vocoder(sweep_steps[1]).numpy(), rate=SR, normalize=False))
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
 for a, (label, sweep) in zip(ax, (("Euler steps (w = 0.7)", sweep_steps), ("guidance w (10 steps)", sweep_w))):
     keys = list(sweep)
@@ -936,18 +866,16 @@ ax[0].set_xscale("log")
 ax[0].set_xticks([1, 2, 5, 10], labels=["1", "2", "5", "10"])
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-### Training history and the corpus evaluation
+# %% [markdown]
+# ### Training history and the corpus evaluation
+#
+# The export records the training run (steps, minutes, the last validation loss); a loss curve is drawn if the export
+# holds one. `minicosy eval flow` judges the flow on the corpus's test split — ground-truth tokens, a prompt from the
+# same voice, all four masks, the committed vocoder, WER and speaker similarity by the independent judges — and writes
+# `data/pretrained/tiny/flow_eval.json`; its table appears here once that file exists.
 
-The export records the training run (steps, minutes, the last validation loss); a loss curve is drawn if the export
-holds one. `minicosy eval flow` judges the flow on the corpus's test split — ground-truth tokens, a prompt from the
-same voice, all four masks, the committed vocoder, WER and speaker similarity by the independent judges — and writes
-`data/pretrained/tiny/flow_eval.json`; its table appears here once that file exists.
-""")
-
-code(r"""
+# %%
 history = trained.get("history") or []
 if history:
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -959,9 +887,8 @@ if history:
 else:
     last = trained.get("last_valid", {})
     print(f"the export keeps no loss curve; last validation: step {last.get('step')}, loss {last.get('valid_loss', float('nan')):.3f}")
-""")
 
-code(r"""
+# %%
 EVAL = FLOW_STEM.parent / "flow_eval.json"
 if EVAL.is_file():
     from minicosy.flow.evaluate import eval_markdown
@@ -972,25 +899,23 @@ if EVAL.is_file():
     print(eval_markdown(result))
 else:
     print(f"no {EVAL.name} yet: run `minicosy eval flow` to judge the flow on the corpus")
-""")
 
-# ----------------------------------------------------------------------------------------------- 6 exercises
-md(r"""
-## 6 · Exercises
 
-1. **Eq. 3 by hand.** For scalars $X_0 = 2$, $X_1 = -1$, $t = 0.25$ and $\sigma = 0$, what are $\phi_t$ and
-   $\omega_t$? Set `phi_t` and `omega_t`; the check calls `conditional_flow`.
-2. **The estimator's work.** `flow.inference(tokens, prompt_tokens, prompt_mel, spk)` with the defaults (10 steps,
-   guidance 0.7): how many times is the estimator called, and how many 50 Hz frames does it process in total (summed
-   over the batch and the calls)? Set `estimator_calls` and `estimator_frames`; the check counts them with a hook.
-3. **The longest prompt.** A 50-token training utterance that draws a prompt: at most how many of its 100 mel frames
-   carry no loss? Set `max_prompt_frames`; the check draws 400 prompts with `make_inputs`.
+# %% [markdown]
+# ## 6 · Exercises
+#
+# 1. **Eq. 3 by hand.** For scalars $X_0 = 2$, $X_1 = -1$, $t = 0.25$ and $\sigma = 0$, what are $\phi_t$ and
+#    $\omega_t$? Set `phi_t` and `omega_t`; the check calls `conditional_flow`.
+# 2. **The estimator's work.** `flow.inference(tokens, prompt_tokens, prompt_mel, spk)` with the defaults (10 steps,
+#    guidance 0.7): how many times is the estimator called, and how many 50 Hz frames does it process in total (summed
+#    over the batch and the calls)? Set `estimator_calls` and `estimator_frames`; the check counts them with a hook.
+# 3. **The longest prompt.** A 50-token training utterance that draws a prompt: at most how many of its 100 mel frames
+#    carry no loss? Set `max_prompt_frames`; the check draws 400 prompts with `make_inputs`.
+#
+# Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
+# (and is what keeps the checks themselves honest in CI).
 
-Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
-(and is what keeps the checks themselves honest in CI).
-""")
-
-code(r"""
+# %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
 
@@ -1014,32 +939,29 @@ def ex3_ok(max_prompt_frames):
     always = FlowTrainConfig(p_prompt=1.0)
     no_loss = [int((~make_inputs(flow, [item], always, gen)["loss_mask"]).sum()) for _ in range(400)]
     return max_prompt_frames == max(no_loss)
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with numbers
 phi_t = None    # φ_t for X0 = 2, X1 = −1, t = 0.25, σ = 0
 omega_t = None  # ω_t
 check("exercise 1", None if None in (phi_t, omega_t) else ex1_ok(phi_t, omega_t))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with integers (hint: tokens.numel(), prompt_tokens.numel(), UP, N_STEPS)
 estimator_calls = None   # forward calls of flow.estimator
 estimator_frames = None  # Σ over the calls of batch × frames
 check("exercise 2", None if None in (estimator_calls, estimator_frames) else ex2_ok(estimator_calls, estimator_frames))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with an integer
 max_prompt_frames = None  # the most frames without loss, 50-token utterance with a prompt
 check("exercise 3", None if max_prompt_frames is None else ex3_ok(max_prompt_frames))
-""")
 
-code(r"""
+# %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
 # 1: φ = (1 − t)·X0 + t·X1 = 0.75·2 − 0.25 = 1.25; ω = X1 − X0 = −3.
@@ -1053,25 +975,20 @@ results = [ex1_ok(*sol1), ex2_ok(*sol2), ex3_ok(sol3)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
 assert all(results)
-""", hidden=True)
 
-md(r"""
-## Summary
-
-* Flow matching regresses a network on the velocity of straight noise-to-data lines (CV2 Eq. 3); with the squared
-  error it learns their **average**, $v^\star(x, t) = \mathbb E[\omega_t \mid x_t]$, whose trajectories are curved —
-  the reason the ODE needs several Euler steps, concentrated by the cosine grid where the field bends, near $t = 0$.
-* One Euler step returns the model's first, averaged guess $\hat x_1$; the following steps commit to one rendering. Classifier-free guidance,
-  $(1 + w)\,v_{\text{cond}} - w\,v_{\text{uncond}}$ with $w = 0.7$, follows the condition more faithfully at the cost
-  of a second (batched) pass; too much overshoots.
-* `ChunkAwareFlow`: tokens → lookahead conv → blocks → ×2 → blocks → `mu`; the estimator reads
-  $[x_t, \mu, \text{speaker}, \text{cond}]$. Training draws per utterance a mask, a 0–30 % prompt for half of them and
-  a 20 % guidance dropout, and puts the loss on the generated frames only.
-* Zero-shot synthesis: the prompt's tokens prepended, its mel in `cond`, its speaker vector; 10 steps from fixed
-  noise; the prompt frames trimmed; the committed vocoder makes it audible.
-
-Next: notebook 04 opens the masks and the lookahead, and streams this flow chunk by chunk.
-""")
-
-if __name__ == "__main__":
-    builder.main()
+# %% [markdown]
+# ## Summary
+#
+# * Flow matching regresses a network on the velocity of straight noise-to-data lines (CV2 Eq. 3); with the squared
+#   error it learns their **average**, $v^\star(x, t) = \mathbb E[\omega_t \mid x_t]$, whose trajectories are curved —
+#   the reason the ODE needs several Euler steps, concentrated by the cosine grid where the field bends, near $t = 0$.
+# * One Euler step returns the model's first, averaged guess $\hat x_1$; the following steps commit to one rendering. Classifier-free guidance,
+#   $(1 + w)\,v_{\text{cond}} - w\,v_{\text{uncond}}$ with $w = 0.7$, follows the condition more faithfully at the cost
+#   of a second (batched) pass; too much overshoots.
+# * `ChunkAwareFlow`: tokens → lookahead conv → blocks → ×2 → blocks → `mu`; the estimator reads
+#   $[x_t, \mu, \text{speaker}, \text{cond}]$. Training draws per utterance a mask, a 0–30 % prompt for half of them and
+#   a 20 % guidance dropout, and puts the loss on the generated frames only.
+# * Zero-shot synthesis: the prompt's tokens prepended, its mel in `cond`, its speaker vector; 10 steps from fixed
+#   noise; the prompt frames trimmed; the committed vocoder makes it audible.
+#
+# Next: notebook 04 opens the masks and the lookahead, and streams this flow chunk by chunk.

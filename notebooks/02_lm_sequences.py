@@ -1,63 +1,44 @@
-"""Build ``notebooks/02_lm_sequences.ipynb`` (cells only, no outputs); execute it afterwards with
+# %% [markdown]
+# # 02 · The text-speech LM: sequences, a Qwen2 backbone, and sampling
+#
+# **What you build here:** the stage of CosyVoice 2 that turns *text* into *speech tokens* — the 25 Hz ids of the
+# speech tokenizer (notebook 01), which the flow (notebooks 03–04) turns into a mel spectrogram.
+#
+# 1. **Text units** — what the LM reads: characters in the tiny preset, BPE in the paper preset, and why; speaker tags.
+# 2. **Training sequences** — `build_sequence`: the non-streaming layout `[SOS] text [TASK] speech [EOS]` and the
+#    streaming layout that interleaves $N$ text tokens with $M$ speech tokens and predicts **FILL**, drawn for a real
+#    recording, every rule checked.
+# 3. **The model** — `TextSpeechLM`: a `transformers` Qwen2 backbone fed with embeddings, a speech head over
+#    codes + EOS + FILL; its size in the tiny and the paper preset; the KV cache; a short live training.
+# 4. **Decoding** — repetition-aware sampling (RAS) on a toy distribution where plain top-p/top-k sampling loops for
+#    ever; EOS masking and the length cap.
+# 5. **The trained tiny LM** — speech tokens for test sentences in **SFT** (a speaker tag) and **ICL** (a prompt from a
+#    voice it never heard), read back as text by the speech tokenizer's own CTC head, with their character error
+#    rate; streaming text in, tokens out (bistream), drawn over time.
+# 6. **Exercises.**
+#
+# **Paper.** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.3 and Fig. 2: the unified text-speech LM, its
+# non-streaming and streaming sequences, ICL and SFT inference. The backbone is Qwen2.5-0.5B (Qwen Team, arXiv
+# 2412.15115). Repetition-aware sampling comes from VALL-E 2 (Chen et al., arXiv 2406.05370, §3.2). The official
+# code builds the sequences in `cosyvoice/llm/llm.py` (`Qwen2LM`) and samples with `ras_sampling`
+# (`cosyvoice/utils/common.py`). Where minicosy departs from the paper or the official code:
+# `docs/paper_vs_code.md` §2 ("Text-speech LM") and §5.
+#
+# **Code.** `minicosy/lm/sequence.py` (layouts), `minicosy/lm/model.py` (the model), `minicosy/lm/sampling.py`
+# (RAS, masks, limits), `minicosy/lm/generate.py` (ICL / SFT, streaming, bistream), `minicosy/lm/train.py`,
+# `minicosy/lm/evaluate.py` (`minicosy eval lm`), `minicosy/text/chars.py` (characters and speaker tags).
+#
+# **Prerequisites.** Notebook 00 (text normalisation, BPE), notebook 01 (the FSQ speech tokenizer and its CTC head).
+#
+# **Runtime.** Well under the 90 s budget on 2 CPU cores (default, tiny preset). Nothing long is trained here: the
+# committed checkpoint came from `minicosy train lm --preset tiny`, and its training budget is read from its JSON in
+# section 5. Everything runs on the CPU on purpose (the models are small and the checked figures are CPU figures),
+# so a GPU changes nothing.
+#
+# **Contents.** 1 · text units · 2 · training sequences · 3 · the model · 4 · decoding · 5 · the trained LM ·
+# 6 · exercises.
 
-    nice -n 19 .venv/bin/python scripts/notebooks/build_02.py
-    nice -n 19 .venv/bin/python scripts/nbrun.py notebooks/02_lm_sequences.ipynb
-
-The notebook is the source of truth for readers; this script is the source of truth for edits, so
-that the notebook can be regenerated instead of hand-edited as JSON.
-"""
-
-from __future__ import annotations
-
-from nbbuild import NotebookBuilder
-
-builder = NotebookBuilder("02_lm_sequences.ipynb")
-md, code = builder.md, builder.code
-
-
-# ----------------------------------------------------------------------------------------------- title
-md(r"""
-# 02 · The text-speech LM: sequences, a Qwen2 backbone, and sampling
-
-**What you build here:** the stage of CosyVoice 2 that turns *text* into *speech tokens* — the 25 Hz ids of the
-speech tokenizer (notebook 01), which the flow (notebooks 03–04) turns into a mel spectrogram.
-
-1. **Text units** — what the LM reads: characters in the tiny preset, BPE in the paper preset, and why; speaker tags.
-2. **Training sequences** — `build_sequence`: the non-streaming layout `[SOS] text [TASK] speech [EOS]` and the
-   streaming layout that interleaves $N$ text tokens with $M$ speech tokens and predicts **FILL**, drawn for a real
-   recording, every rule checked.
-3. **The model** — `TextSpeechLM`: a `transformers` Qwen2 backbone fed with embeddings, a speech head over
-   codes + EOS + FILL; its size in the tiny and the paper preset; the KV cache; a short live training.
-4. **Decoding** — repetition-aware sampling (RAS) on a toy distribution where plain top-p/top-k sampling loops for
-   ever; EOS masking and the length cap.
-5. **The trained tiny LM** — speech tokens for test sentences in **SFT** (a speaker tag) and **ICL** (a prompt from a
-   voice it never heard), read back as text by the speech tokenizer's own CTC head, with their character error
-   rate; streaming text in, tokens out (bistream), drawn over time.
-6. **Exercises.**
-
-**Paper.** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.3 and Fig. 2: the unified text-speech LM, its
-non-streaming and streaming sequences, ICL and SFT inference. The backbone is Qwen2.5-0.5B (Qwen Team, arXiv
-2412.15115). Repetition-aware sampling comes from VALL-E 2 (Chen et al., arXiv 2406.05370, §3.2). The official
-code builds the sequences in `cosyvoice/llm/llm.py` (`Qwen2LM`) and samples with `ras_sampling`
-(`cosyvoice/utils/common.py`). Where minicosy departs from the paper or the official code:
-`docs/paper_vs_code.md` §2 ("Text-speech LM") and §5.
-
-**Code.** `minicosy/lm/sequence.py` (layouts), `minicosy/lm/model.py` (the model), `minicosy/lm/sampling.py`
-(RAS, masks, limits), `minicosy/lm/generate.py` (ICL / SFT, streaming, bistream), `minicosy/lm/train.py`,
-`minicosy/lm/evaluate.py` (`minicosy eval lm`), `minicosy/text/chars.py` (characters and speaker tags).
-
-**Prerequisites.** Notebook 00 (text normalisation, BPE), notebook 01 (the FSQ speech tokenizer and its CTC head).
-
-**Runtime.** Well under the 90 s budget on 2 CPU cores (default, tiny preset). Nothing long is trained here: the
-committed checkpoint came from `minicosy train lm --preset tiny`, and its training budget is read from its JSON in
-section 5. Everything runs on the CPU on purpose (the models are small and the checked figures are CPU figures),
-so a GPU changes nothing.
-
-**Contents.** 1 · text units · 2 · training sequences · 3 · the model · 4 · decoding · 5 · the trained LM ·
-6 · exercises.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import itertools
 import math
@@ -94,9 +75,8 @@ torch.set_num_threads(1)  # small models: one thread is fastest, and robust on a
 plt.rcParams["figure.dpi"] = 60  # small PNGs keep the notebook light
 device = torch.device("cpu")  # pinned: the models are small, and every checked figure is a CPU figure
 print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | preset: {PRESET}")
-""")
 
-code(r"""
+# %%
 fixtures = read_manifest(FIXTURES_DIR)  # the small committed slice of the corpus (notebook 00)
 
 
@@ -111,27 +91,24 @@ clips16 = [u for u in fixtures if u.sample_rate == 16000]
 tokens = dict(zip([u.id for u in clips16],
                   st.encode_batch([load_audio(FIXTURES_DIR / u.path, 16000) for u in clips16], 16000)))
 print(f"{len(tokens)} fixture clips → speech tokens; codebook C = {C}")
-""")
 
-# ------------------------------------------------------------------------------------------- 1 · text
-md(r"""
-## 1 · Text units: characters or BPE?
+# %% [markdown]
+# ## 1 · Text units: characters or BPE?
+#
+# CosyVoice 2 feeds the LM **BPE** tokens straight from raw text — no grapheme-to-phoneme front end (§2.1) — because
+# its backbone is a pre-trained text LLM (Qwen2.5) with its own BPE. The LM must then learn *how each BPE token
+# sounds*, from data. With hundreds of thousands of hours that works. minicosy's corpus has about ten hours, and the
+# project measured the consequence before building the LM (a probe on corpus v1 with the same 4 × 256 Qwen2 and
+# the same budget, `docs/paper_vs_code.md` §5): speech tokens generated from **BPE** text read back at about 65 %
+# CER, from **characters** at about 34 % — half. So:
+#
+# * `LMConfig.tiny()` reads **characters** (`CharTokenizer`, a documented departure from the paper);
+# * `LMConfig.paper()` keeps the **BPE** (`TextTokenizer`, with the paper's CJK masking, notebook 00).
+#
+# Below: one sentence in both units, then the reason in numbers — how often each unit occurs in text like the
+# corpus's (the sentence generator the corpus reads).
 
-CosyVoice 2 feeds the LM **BPE** tokens straight from raw text — no grapheme-to-phoneme front end (§2.1) — because
-its backbone is a pre-trained text LLM (Qwen2.5) with its own BPE. The LM must then learn *how each BPE token
-sounds*, from data. With hundreds of thousands of hours that works. minicosy's corpus has about ten hours, and the
-project measured the consequence before building the LM (a probe on corpus v1 with the same 4 × 256 Qwen2 and
-the same budget, `docs/paper_vs_code.md` §5): speech tokens generated from **BPE** text read back at about 65 %
-CER, from **characters** at about 34 % — half. So:
-
-* `LMConfig.tiny()` reads **characters** (`CharTokenizer`, a documented departure from the paper);
-* `LMConfig.paper()` keeps the **BPE** (`TextTokenizer`, with the paper's CJK masking, notebook 00).
-
-Below: one sentence in both units, then the reason in numbers — how often each unit occurs in text like the
-corpus's (the sentence generator the corpus reads).
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 bpe = TextTokenizer.from_pretrained()  # the committed 1,024-token BPE of notebook 00
 chars = CharTokenizer()
@@ -141,9 +118,8 @@ print(f"text:  {u.text!r}  →  normalised {norm!r}")
 print(f"BPE   ({bpe.vocab_size} ids): {len(bpe.encode(norm)):2d} tokens {bpe.tokens(norm)}")
 print(f"chars ({chars.n_chars} ids):   {len(chars.encode(u.text)):2d} tokens {[chars.decode([i]) for i in chars.encode(u.text)]}")
 assert chars.decode(chars.encode(u.text)) == norm  # characters round-trip the normalised text
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 sentences = generate_sentences(6400)  # as many sentences as the corpus's train voices read
 count_bpe = Counter(i for ids in bpe.encode_batch([normalize_english(s, lowercase=True) for s in sentences]) for i in ids)
@@ -153,9 +129,8 @@ for name, cnt, vocab in (("BPE", count_bpe, bpe.vocab_size), ("chars", count_chr
     print(f"{name:5s}: {len(cnt):4d} of {vocab:4d} ids occur | median occurrences per unit {int(np.median(occ)):5d} | "
           f"units seen < 50 times: {(occ < 50).mean():.0%} | tokens per sentence {occ.sum() / len(sentences):.1f}")
 assert np.median(list(count_chr.values())) > 20 * np.median(list(count_bpe.values()))
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(7, 3))
 for name, cnt in (("BPE (1,024 ids)", count_bpe), ("characters", count_chr)):
     ax.loglog(np.arange(1, len(cnt) + 1), sorted(cnt.values(), reverse=True), ".-", ms=3, label=name)
@@ -164,22 +139,20 @@ ax.set(xlabel="unit rank", ylabel="occurrences", title="How often the LM sees ea
 ax.legend()
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-Characters are few and each one is seen thousands of times; a typical BPE token is seen a few dozen times, and a
-long tail barely at all — too few examples to learn what it sounds like. A character sequence is about three times
-longer, which the LM's attention can afford at these lengths.
+# %% [markdown]
+# Characters are few and each one is seen thousands of times; a typical BPE token is seen a few dozen times, and a
+# long tail barely at all — too few examples to learn what it sounds like. A character sequence is about three times
+# longer, which the LM's attention can afford at these lengths.
+#
+# **Speaker tags (SFT).** Without a prompt recording, which voice should the LM speak in? The paper's multi-speaker
+# fine-tuning prepends a tag such as `Speaker A<|endofprompt|>` to the text. minicosy gives every training voice
+# one special text id, `<|spk:NAME|>`, placed after the alphabet. The vocabulary layout is fixed (pad, unk, the
+# 32 characters, then `max_speakers` tag slots) so that the LM's text embedding has a known size before training.
+# In training the tag is put before the text half of the time, so the model also learns to speak *without* a tag —
+# what ICL (a prompt recording) relies on.
 
-**Speaker tags (SFT).** Without a prompt recording, which voice should the LM speak in? The paper's multi-speaker
-fine-tuning prepends a tag such as `Speaker A<|endofprompt|>` to the text. minicosy gives every training voice
-one special text id, `<|spk:NAME|>`, placed after the alphabet. The vocabulary layout is fixed (pad, unk, the
-32 characters, then `max_speakers` tag slots) so that the LM's text embedding has a known size before training.
-In training the tag is put before the text half of the time, so the model also learns to speak *without* a tag —
-what ICL (a prompt recording) relies on.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 tag_tok = CharTokenizer(TRAIN_VOICES)  # one tag per train voice, in this order
 ids = [tag_tok.speaker_id("flite_awb")] + tag_tok.encode("Hi, 2 cats!")
@@ -189,33 +162,30 @@ print(f"layout: pad {PAD_ID} | unk {UNK_ID} | characters {FIRST_CHAR_ID}..{tag_t
       f"tag slots {tag_tok.n_chars}..{tag_tok.vocab_size - 1} ({len(tag_tok.speakers)} in use)")
 assert tag_tok.vocab_size == LMConfig.tiny().text_vocab_size  # the tiny LM's text embedding holds every id
 assert tag_tok.encode("hello") + tag_tok.encode(" world") == tag_tok.encode("hello world")  # piecewise = whole
-""")
 
-# ----------------------------------------------------------------------------------------- 2 · layouts
-md(r"""
-## 2 · Training sequences: `build_sequence`
+# %% [markdown]
+# ## 2 · Training sequences: `build_sequence`
+#
+# The LM is a decoder-only transformer: at every position it predicts the next item. CosyVoice 2 trains it on two
+# layouts of the same utterance (text $t_1..t_L$, speech tokens $s_1..s_T$), mixed in one model (§2.3, Fig. 2):
+#
+# **Non-streaming.**
+# $$\text{input: } [\text{SOS}]\ t_1 \dots t_L\ [\text{TASK}]\ s_1 \dots s_T \qquad
+# \text{target: } \underbrace{-\ \dots\ -}_{L+1}\ s_1\ s_2 \dots s_T\ [\text{EOS}]$$
+# No loss on SOS or the text; the output at TASK predicts $s_1$, the output at $s_T$ predicts EOS.
+#
+# **Streaming ($N$ text : $M$ speech).** For every *full* block of $N$ text tokens: the $N$ text inputs, then the
+# block's $M$ speech inputs. The last text input of a block predicts the block's first speech token, and the last
+# speech input predicts **FILL** — "I have spoken all the text I was given; give me more". Then the $0..N-1$ leftover
+# text tokens, TASK (always there), the remaining speech, EOS. FILL is a target only, never an input. The paper uses
+# $N{:}M = 5{:}15$ for BPE text; the tiny preset reads characters, about three times more text units per second, and
+# uses $15{:}15$ (`LMConfig.mix_n`, `mix_m`).
+#
+# Both layouts have exactly the same inputs — SOS, the $L$ text tokens, TASK, the $T$ speech tokens — in a different
+# order. Here is a real one: a training sentence of the fixture slice with its speaker tag, and its speech tokens
+# from the committed tokenizer.
 
-The LM is a decoder-only transformer: at every position it predicts the next item. CosyVoice 2 trains it on two
-layouts of the same utterance (text $t_1..t_L$, speech tokens $s_1..s_T$), mixed in one model (§2.3, Fig. 2):
-
-**Non-streaming.**
-$$\text{input: } [\text{SOS}]\ t_1 \dots t_L\ [\text{TASK}]\ s_1 \dots s_T \qquad
-\text{target: } \underbrace{-\ \dots\ -}_{L+1}\ s_1\ s_2 \dots s_T\ [\text{EOS}]$$
-No loss on SOS or the text; the output at TASK predicts $s_1$, the output at $s_T$ predicts EOS.
-
-**Streaming ($N$ text : $M$ speech).** For every *full* block of $N$ text tokens: the $N$ text inputs, then the
-block's $M$ speech inputs. The last text input of a block predicts the block's first speech token, and the last
-speech input predicts **FILL** — "I have spoken all the text I was given; give me more". Then the $0..N-1$ leftover
-text tokens, TASK (always there), the remaining speech, EOS. FILL is a target only, never an input. The paper uses
-$N{:}M = 5{:}15$ for BPE text; the tiny preset reads characters, about three times more text units per second, and
-uses $15{:}15$ (`LMConfig.mix_n`, `mix_m`).
-
-Both layouts have exactly the same inputs — SOS, the $L$ text tokens, TASK, the $T$ speech tokens — in a different
-order. Here is a real one: a training sentence of the fixture slice with its speaker tag, and its speech tokens
-from the committed tokenizer.
-""")
-
-code(r"""
+# %%
 cfg = LMConfig.tiny()
 N, M = cfg.mix_n, cfg.mix_m
 u = fixture("flite_awb", "train")
@@ -240,9 +210,9 @@ def runs(items):
 def show(inputs, targets):
     print("  inputs :", runs([k.upper() if k in ("sos", "task") else k for k, _ in inputs]))
     print("  targets:", runs(["–" if t is None else t[0].upper() if t[0] in ("eos", "fill") else t[0] for t in targets]))
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 print(f"{u.text!r} ({u.voice}): L = {L} text ids (tag + {L - 1} characters), T = {T} speech tokens "
       f"= {round(u.duration, 2)} s × 25 Hz")
@@ -250,9 +220,8 @@ print(f"non-streaming ({len(inp)} positions):")
 show(inp, tgt)
 print(f"streaming, N:M = {N}:{M} ({len(inp_s)} positions):")
 show(inp_s, tgt_s)
-""")
 
-code(r"""
+# %%
 COLOURS = {"sos": "#7f7f7f", "text": "#4c72b0", "task": "#8172b2", "speech": "#dd8452",
            "–": "#eeeeee", "eos": "#c44e52", "fill": "#55a868"}
 
@@ -280,15 +249,14 @@ fig.legend(handles=[Patch(color=c, label=k if k != "–" else "no loss") for k, 
            loc="lower center", ncol=7, fontsize=8, frameon=False)
 plt.tight_layout(rect=(0, 0.07, 1, 1))
 plt.show()
-""")
 
-md(r"""
-The rules, checked on this utterance. One rule covers teacher forcing in both layouts: **every speech input is the
-target of the position just before it** (the model is always asked for the token it will be fed next). The
-remaining targets are EOS (once, at the end) and FILL (once per full block).
-""")
 
-code(r"""
+# %% [markdown]
+# The rules, checked on this utterance. One rule covers teacher forcing in both layouts: **every speech input is the
+# target of the position just before it** (the model is always asked for the token it will be fed next). The
+# remaining targets are EOS (once, at the end) and FILL (once per full block).
+
+# %%
 def check_layout(inputs, targets, text_ids, speech, n_blocks):
     kinds = [k for k, _ in inputs]
     assert len(inputs) == len(targets) == 1 + len(text_ids) + 1 + len(speech)  # SOS, text, TASK, speech
@@ -320,17 +288,15 @@ inp2, tgt2 = build_sequence(text_ids[:2 * N], speech, streaming=True, n=N, m=M)
 check_layout(inp2, tgt2, text_ids[:2 * N], speech, n_blocks=2)
 assert inp2[1 + 2 * (N + M)] == ("task", None)
 print("every layout rule holds, for both layouts")
-""")
 
-md(r"""
-**When may an utterance stream?** Every full text block must be followed by $M$ real speech tokens. With too few,
-`build_sequence` refuses (`ValueError`), and the trainer uses the non-streaming layout for that utterance. The
-paper's rule for *choosing* streaming is stricter, $T/L > M/N$ — the speech must outrun the text
-(`can_stream`) — and the trainer then streams with probability 0.5 (`use_streaming`). The same sentence with the
-paper's 5:15 ratio on *characters* shows why the tiny preset needs 15:15:
-""")
+# %% [markdown]
+# **When may an utterance stream?** Every full text block must be followed by $M$ real speech tokens. With too few,
+# `build_sequence` refuses (`ValueError`), and the trainer uses the non-streaming layout for that utterance. The
+# paper's rule for *choosing* streaming is stricter, $T/L > M/N$ — the speech must outrun the text
+# (`can_stream`) — and the trainer then streams with probability 0.5 (`use_streaming`). The same sentence with the
+# paper's 5:15 ratio on *characters* shows why the tiny preset needs 15:15:
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for n, m in ((N, M), (N_TEXT, M_SPEECH)):
     need = (L // n) * m
@@ -352,17 +318,15 @@ print(f"fixture clips: {sum(t for _, t in rows) / sum(l for l, _ in rows):.2f} s
 for n, m in ((N, M), (N_TEXT, M_SPEECH)):
     print(f"  may stream under the rule T/L > M/N with N:M = {n}:{m}: "
           f"{sum(can_stream(l, t, n, m) for l, t in rows)} of {len(rows)}")
-""")
 
-md(r"""
-**Batches.** `to_tensors` turns a batch of `(inputs, targets)` into padded tensors: a *kind* code per position
-(`KINDS`: pad 0, SOS 1, text 2, TASK 3, speech 4), the text or speech id, and the target as an index of the speech
-head — a speech code $0..C{-}1$, **EOS = C**, **FILL = C + 2** ($C+1$ is the official code's unused slot), or
-`IGNORE` (−100, no loss). Right padding needs no attention mask: causal attention never lets a real position see
-a pad that comes after it.
-""")
+# %% [markdown]
+# **Batches.** `to_tensors` turns a batch of `(inputs, targets)` into padded tensors: a *kind* code per position
+# (`KINDS`: pad 0, SOS 1, text 2, TASK 3, speech 4), the text or speech id, and the target as an index of the speech
+# head — a speech code $0..C{-}1$, **EOS = C**, **FILL = C + 2** ($C+1$ is the official code's unused slot), or
+# `IGNORE` (−100, no loss). Right padding needs no attention mask: causal attention never lets a real position see
+# a pad that comes after it.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 batch = to_tensors([(inp, tgt), (inp_s, tgt_s), (inp2, tgt2)], C)
 print({k: tuple(v.shape) for k, v in batch.items()}, "lengths", batch["lengths"].tolist())
@@ -372,25 +336,22 @@ print("loss positions per row:", (tg != IGNORE).sum(1).tolist(), "| EOS per row:
       "| FILL per row:", (tg == C + 2).sum(1).tolist())
 assert (tg == C + 1).sum() == 0 and batch["kinds"][2, batch["lengths"][2]:].eq(KINDS["pad"]).all()
 assert (tg != IGNORE).sum(1).tolist() == [T + 1, T + 1 + L // N, T + 1 + 2]  # speech + EOS (+ one FILL a block)
-""")
 
-# ------------------------------------------------------------------------------------------- 3 · model
-md(r"""
-## 3 · The model: a Qwen2 backbone fed with embeddings
+# %% [markdown]
+# ## 3 · The model: a Qwen2 backbone fed with embeddings
+#
+# CosyVoice 1 had a text encoder and fed a speaker embedding to its LM; CosyVoice 2 drops both and takes a
+# pre-trained text LLM, Qwen2.5-0.5B, as is (§2.3). What is left (`TextSpeechLM`):
+#
+# * the backbone, `transformers.Qwen2Model` called with `inputs_embeds` — its own token embedding **is** the text
+#   embedding (characters + speaker tags here, Qwen's BPE in the paper);
+# * a **speech embedding** of the $C$ codes (EOS and FILL are never inputs, so they have no embedding);
+# * two input-only embeddings, **SOS** and **TASK**;
+# * a **speech head**, a linear layer to $C + 3$ logits: codes, EOS, the unused slot, FILL.
+#
+# `embed` routes each position to its table by its kind. The cell checks the routing by hand on the batch above.
 
-CosyVoice 1 had a text encoder and fed a speaker embedding to its LM; CosyVoice 2 drops both and takes a
-pre-trained text LLM, Qwen2.5-0.5B, as is (§2.3). What is left (`TextSpeechLM`):
-
-* the backbone, `transformers.Qwen2Model` called with `inputs_embeds` — its own token embedding **is** the text
-  embedding (characters + speaker tags here, Qwen's BPE in the paper);
-* a **speech embedding** of the $C$ codes (EOS and FILL are never inputs, so they have no embedding);
-* two input-only embeddings, **SOS** and **TASK**;
-* a **speech head**, a linear layer to $C + 3$ logits: codes, EOS, the unused slot, FILL.
-
-`embed` routes each position to its table by its kind. The cell checks the routing by hand on the batch above.
-""")
-
-code(r"""
+# %%
 seed_everything(0)
 fresh = TextSpeechLM(LMConfig.tiny()).eval()  # random weights
 k, i = batch["kinds"], batch["ids"]
@@ -407,17 +368,16 @@ with torch.no_grad():
 assert logits.shape == (3, batch["kinds"].shape[1], head_size(C))
 assert abs(loss - math.log(head_size(C))) < 0.3  # an untrained head is nearly uniform: loss ≈ ln(C + 3)
 print(f"logits {tuple(logits.shape)}; untrained loss {loss:.2f} ≈ ln({head_size(C)}) = {math.log(head_size(C)):.2f}")
-""")
 
-md(r"""
-**Sizes.** Two presets of one recipe: `tiny()` trains on two CPU cores; `paper()` has the sizes of Qwen2.5-0.5B
-(24 layers, 896 wide, 14 query and 2 key-value heads — grouped-query attention — FFN 4,864, a 151,936-token
-vocabulary) with the official 6,561 FSQ codes. The paper preset is built on PyTorch's `meta` device: shapes
-without memory, so it can be costed here in milliseconds but never run. (`TextSpeechLM(cfg, init_from=dir)` loads
-real Qwen2 weights from a local folder where one exists.)
-""")
 
-code(r"""
+# %% [markdown]
+# **Sizes.** Two presets of one recipe: `tiny()` trains on two CPU cores; `paper()` has the sizes of Qwen2.5-0.5B
+# (24 layers, 896 wide, 14 query and 2 key-value heads — grouped-query attention — FFN 4,864, a 151,936-token
+# vocabulary) with the official 6,561 FSQ codes. The paper preset is built on PyTorch's `meta` device: shapes
+# without memory, so it can be costed here in milliseconds but never run. (`TextSpeechLM(cfg, init_from=dir)` loads
+# real Qwen2 weights from a local folder where one exists.)
+
+# %%
 # NBVAL_CHECK_OUTPUT
 def breakdown(model):
     n = lambda mod: sum(p.numel() for p in mod.parameters())  # noqa: E731
@@ -444,15 +404,13 @@ for name, m in (("tiny", fresh), ("paper", paper)):
 backbone = sizes["paper"]["text embedding"] + sizes["paper"]["transformer layers"] + sizes["paper"]["final norm"]
 assert round(backbone / 1e9, 2) == 0.49 and round(sizes["paper"]["transformer layers"] / 1e9, 2) == 0.36
 assert (paper.eos, paper.fill, paper.head.out_features) == (6561, 6563, 6564)  # the official token ids
-""")
 
-md(r"""
-**The KV cache.** At inference the LM produces one token at a time. Re-running the whole prefix for each new token
-costs $O(t)$ per step; the cache keeps every layer's keys and values, so a step only computes the new position
-(`new_cache()` → a `transformers` `DynamicCache`, passed as `cache=`). The logits must not change:
-""")
+# %% [markdown]
+# **The KV cache.** At inference the LM produces one token at a time. Re-running the whole prefix for each new token
+# costs $O(t)$ per step; the cache keeps every layer's keys and values, so a step only computes the new position
+# (`new_cache()` → a `transformers` `DynamicCache`, passed as `cache=`). The logits must not change:
 
-code(r"""
+# %%
 row = batch["kinds"][1:2, :40], batch["ids"][1:2, :40]  # the first 40 positions of the streaming sequence
 with torch.no_grad():
     full = fresh(*row)  # one causal pass
@@ -462,17 +420,16 @@ with torch.no_grad():
 incremental = torch.cat(steps, dim=1)
 assert torch.allclose(full, incremental, atol=1e-4), "cached incremental logits must equal the full pass"
 print("max |full − incremental| < 1e-4:", float((full - incremental).abs().max()) < 1e-4)
-""")
 
-md(r"""
-**A short live training.** The committed model trained for over an hour (section 5). To see the loop itself, train
-a micro version (2 layers × 64) on the 16 kHz *train* clips of the fixture slice, with the trainer's own
-pieces: `make_example` draws each utterance's layout (streaming with probability 0.5 where it may) and speaker tag
-afresh every step, `to_tensors` batches, `model.loss` is the cross-entropy on the targets, and `validate` scores
-the fixture *valid* clips — sentences the model never sees.
-""")
 
-code(r"""
+# %% [markdown]
+# **A short live training.** The committed model trained for over an hour (section 5). To see the loop itself, train
+# a micro version (2 layers × 64) on the 16 kHz *train* clips of the fixture slice, with the trainer's own
+# pieces: `make_example` draws each utterance's layout (streaming with probability 0.5 where it may) and speaker tag
+# afresh every step, `to_tensors` batches, `model.loss` is the cross-entropy on the targets, and `validate` scores
+# the fixture *valid* clips — sentences the model never sees.
+
+# %%
 def as_data(split):
     return [{"id": x.id, "voice": x.voice, "text_ids": tag_tok.encode(x.text), "speech": tokens[x.id].tolist()}
             for x in clips16 if x.split == split]
@@ -501,9 +458,8 @@ assert train_l[-1] < 0.5 * train_l[0], "the micro LM must fit its train utteranc
 assert valid_l.min() < valid_l[0] and valid_l[-1] > valid_l.min(), "... and overfit them: valid loss turns back up"
 print(f"{len(train_d)} train / {len(valid_d)} valid utterances, {micro.num_parameters():,d} parameters; "
       f"best valid loss at step {int(steps_[valid_l.argmin()])}")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.plot(steps_, train_l, "o-", ms=3, label=f"train ({len(train_d)} utterances)")
 ax.plot(steps_, valid_l, "o-", ms=3, label="valid (unseen sentences)")
@@ -512,33 +468,30 @@ ax.set(xlabel="step", ylabel="cross-entropy", title=f"A micro LM memorises {len(
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-A dozen utterances are learnt by heart in a few dozen steps while the loss on unseen sentences turns back up: the
-LM's main enemy on small data is overfitting. The real trainer (`minicosy train lm`) therefore uses dropout 0.2 on
-the input embeddings and before the head, weight decay, length-bucketed batches of the whole corpus, and exports
-the model with the **best validation loss** (early stopping).
-""")
 
-# ---------------------------------------------------------------------------------------- 4 · sampling
-md(r"""
-## 4 · Decoding: repetition-aware sampling, EOS masking, length limits
+# %% [markdown]
+# A dozen utterances are learnt by heart in a few dozen steps while the loss on unseen sentences turns back up: the
+# LM's main enemy on small data is overfitting. The real trainer (`minicosy train lm`) therefore uses dropout 0.2 on
+# the input embeddings and before the head, weight decay, length-bucketed batches of the whole corpus, and exports
+# the model with the **best validation loss** (early stopping).
 
-Speech tokens repeat a lot (a held vowel is the same code several times at 25 Hz), and the most likely next token
-is often the one just produced. Nucleus (top-p) sampling keeps the fewest tokens whose probability reaches
-$p = 0.8$: when the current token alone has $> 0.8$, it is the *only* candidate, and a small LM falls into a loop
-it never leaves. **Repetition-aware sampling** (RAS, VALL-E 2) keeps nucleus sampling but checks the candidate
-against the recent window:
+# %% [markdown]
+# ## 4 · Decoding: repetition-aware sampling, EOS masking, length limits
+#
+# Speech tokens repeat a lot (a held vowel is the same code several times at 25 Hz), and the most likely next token
+# is often the one just produced. Nucleus (top-p) sampling keeps the fewest tokens whose probability reaches
+# $p = 0.8$: when the current token alone has $> 0.8$, it is the *only* candidate, and a small LM falls into a loop
+# it never leaves. **Repetition-aware sampling** (RAS, VALL-E 2) keeps nucleus sampling but checks the candidate
+# against the recent window:
+#
+# $$\hat y \sim \text{nucleus}(p_t;\ \text{top-}p = 0.8,\ \text{top-}k = 25), \qquad
+# \text{if}\ \#\{\hat y \in y_{t-w..t-1}\} \ge \tau w:\ \ \hat y \sim p_t \ \text{(the full distribution)}$$
+#
+# with window $w = 10$ and $\tau = 0.1$ (the official defaults), so a candidate already in the window once is
+# redrawn. First, RAS written from scratch and checked against `ras_sample` draw for draw:
 
-$$\hat y \sim \text{nucleus}(p_t;\ \text{top-}p = 0.8,\ \text{top-}k = 25), \qquad
-\text{if}\ \#\{\hat y \in y_{t-w..t-1}\} \ge \tau w:\ \ \hat y \sim p_t \ \text{(the full distribution)}$$
-
-with window $w = 10$ and $\tau = 0.1$ (the official defaults), so a candidate already in the window once is
-redrawn. First, RAS written from scratch and checked against `ras_sample` draw for draw:
-""")
-
-code(r"""
+# %%
 def ras_from_scratch(logits, history, top_p=0.8, top_k=25, window=10, tau=0.1, gen=None):
     probs = logits.softmax(-1)
     p_sorted, idx = probs.sort(descending=True, stable=True)
@@ -558,17 +511,15 @@ for _ in range(300):
     pkg.append(ras_sample(logits, pkg, SamplingConfig(), g2))
 assert ours == pkg, "the from-scratch RAS must equal the package's ras_sample"
 print("300 draws: from scratch == ras_sample:", ours == pkg)
-""")
 
-md(r"""
-**A loop, and the way out.** A toy "LM" over 12 tokens puts probability $0.82$ on repeating the previous token and
-spreads the rest evenly. Nucleus sampling keeps only the repeated token — an endless loop. Under RAS the candidate
-(again the previous token) is always in the window, so every step is redrawn from the full distribution: the token
-now repeats with probability $0.82$, and a run of one token lasts $1/(1-0.82) \approx 5.6$ steps on average — a held
-sound that ends.
-""")
+# %% [markdown]
+# **A loop, and the way out.** A toy "LM" over 12 tokens puts probability $0.82$ on repeating the previous token and
+# spreads the rest evenly. Nucleus sampling keeps only the repeated token — an endless loop. Under RAS the candidate
+# (again the previous token) is always in the window, so every step is redrawn from the full distribution: the token
+# now repeats with probability $0.82$, and a run of one token lasts $1/(1-0.82) \approx 5.6$ steps on average — a held
+# sound that ends.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 V, P_STAY = 12, 0.82
 
@@ -598,9 +549,8 @@ long = sample(lambda lg, seq, g: ras_sample(lg, seq, SamplingConfig(), g), 3000,
 mean_run = float(np.mean(run_lengths(long)))
 print(f"RAS over 3,000 steps: mean run {mean_run:.1f} tokens; 1 / (1 − {P_STAY}) = {1 / (1 - P_STAY):.1f}")
 assert plain == [0] * 81 and max(run_lengths(ras)) < 30 and abs(mean_run - 1 / (1 - P_STAY)) < 0.6
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(9, 2.6))
 ax.step(range(len(plain)), plain, where="post", lw=1.5, label="nucleus: stuck on token 0")
 ax.step(range(len(ras)), ras, where="post", lw=1, label="RAS: held, then moves on")
@@ -608,20 +558,18 @@ ax.set(xlabel="step", ylabel="token", yticks=range(V), title="The same toy LM, t
 ax.legend(fontsize=8, loc="upper right")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-**When to stop.** The LM ends an utterance by predicting EOS. Two rules keep it honest (`length_limits`,
-`mask_logits`): EOS is **masked** (logit $-\infty$) until at least $\lfloor r_\min |x| \rfloor$ tokens exist, and
-generation is **cut** at $\lfloor r_\max |x| \rfloor$ tokens, where $|x|$ counts the text ids to speak (not the
-speaker tag, not the prompt's transcript). The official ratios are 2 and 20 per BPE token; the tiny preset reads
-characters, about 1.4 speech tokens each, and uses 0.5 and 5. The unused slot $C{+}1$ is always masked, and FILL
-is never *sampled*: in streaming it is forced by the fixed $N{:}M$ schedule. Two untrained models make the rules
-visible: one whose head loves EOS (it stops the first moment EOS is allowed), one that never says EOS (the cap
-stops it).
-""")
+# %% [markdown]
+# **When to stop.** The LM ends an utterance by predicting EOS. Two rules keep it honest (`length_limits`,
+# `mask_logits`): EOS is **masked** (logit $-\infty$) until at least $\lfloor r_\min |x| \rfloor$ tokens exist, and
+# generation is **cut** at $\lfloor r_\max |x| \rfloor$ tokens, where $|x|$ counts the text ids to speak (not the
+# speaker tag, not the prompt's transcript). The official ratios are 2 and 20 per BPE token; the tiny preset reads
+# characters, about 1.4 speech tokens each, and uses 0.5 and 5. The unused slot $C{+}1$ is always masked, and FILL
+# is never *sampled*: in streaming it is forced by the fixed $N{:}M$ schedule. Two untrained models make the rules
+# visible: one whose head loves EOS (it stops the first moment EOS is allowed), one that never says EOS (the cap
+# stops it).
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 sentence = "Who tried my shirt after work?"
 n_text = len(tag_tok.encode(sentence))
@@ -643,19 +591,16 @@ for name, bias in (("loves EOS", 50.0), ("never EOS", -50.0)):
     results[name] = (len(s.run()), s.eos)
     print(f"model that {name}: {results[name][0]:3d} tokens, ended with EOS: {s.eos}")
 assert results == {"loves EOS": (lo, True), "never EOS": (hi, False)}
-""")
 
-# ------------------------------------------------------------------------------------------ 5 · trained
-md(r"""
-## 5 · The trained tiny LM
+# %% [markdown]
+# ## 5 · The trained tiny LM
+#
+# `minicosy train lm --preset tiny` trained the 4 × 256 model on the corpus's cached speech tokens and exported the
+# weights with the best validation loss to `data/pretrained/tiny/lm.{safetensors,json}`. The JSON holds the config,
+# the character tokenizer (with the speaker tags of every training voice) and the training notes; the figures below
+# are read from it.
 
-`minicosy train lm --preset tiny` trained the 4 × 256 model on the corpus's cached speech tokens and exported the
-weights with the best validation loss to `data/pretrained/tiny/lm.{safetensors,json}`. The JSON holds the config,
-the character tokenizer (with the speaker tags of every training voice) and the training notes; the figures below
-are read from it.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 lm = TextSpeechLM.from_pretrained(PRETRAINED / "lm", device=device)
 tok = lm.text_tokenizer()
@@ -669,9 +614,8 @@ print(f"best valid loss {best.get('valid_loss', float('nan')):.3f}, teacher-forc
       f"{best.get('valid_acc', float('nan')):.3f} (step {best.get('step')})")
 assert lm.cfg.codebook_size == C, "the LM must speak the committed tokenizer's codes"
 assert set(TRAIN_VOICES) <= set(tok.speakers) and not set(HELDOUT_VOICES) & set(tok.speakers)
-""")
 
-code(r"""
+# %%
 history = trained.get("history")  # per-evaluation rows, if the checkpoint stores them
 if history:
     fig, ax = plt.subplots(figsize=(6, 3))
@@ -682,23 +626,21 @@ if history:
 else:
     print("this checkpoint stores only its best validation row, no history to plot "
           "(the training run's own log is runs/lm_tiny/log.jsonl)")
-""")
 
-md(r"""
-**Two ways to choose the voice** (§2.3):
+# %% [markdown]
+# **Two ways to choose the voice** (§2.3):
+#
+# * **SFT** — `[SOS] <|spk:NAME|> text [TASK]`, then generate: a voice seen in training, named by its tag.
+# * **ICL** (zero-shot) — `[SOS] prompt_text + text [TASK] prompt_speech`, then *continue*: the LM hears a few seconds of
+#   a voice with their transcript and goes on in that voice. Here the prompt is a recording of **mbrola_us3**, a
+#   held-out voice that no model of minicosy ever trained on.
+#
+# The speech tokenizer was trained with a CTC head that reads text from tokens (notebook 01). That makes it the LM's
+# first judge, before any audio exists: **generated tokens → CTC head → text → character error rate** against the
+# sentence, beside the CER of the *recording's* tokens (the tokenizer's own floor). This is what `minicosy eval lm`
+# does; the cells reuse its pieces (`encode_icl`, `generate`, `read_tokens`, `cer` on `normalize_english` text).
 
-* **SFT** — `[SOS] <|spk:NAME|> text [TASK]`, then generate: a voice seen in training, named by its tag.
-* **ICL** (zero-shot) — `[SOS] prompt_text + text [TASK] prompt_speech`, then *continue*: the LM hears a few seconds of
-  a voice with their transcript and goes on in that voice. Here the prompt is a recording of **mbrola_us3**, a
-  held-out voice that no model of minicosy ever trained on.
-
-The speech tokenizer was trained with a CTC head that reads text from tokens (notebook 01). That makes it the LM's
-first judge, before any audio exists: **generated tokens → CTC head → text → character error rate** against the
-sentence, beside the CER of the *recording's* tokens (the tokenizer's own floor). This is what `minicosy eval lm`
-does; the cells reuse its pieces (`encode_icl`, `generate`, `read_tokens`, `cer` on `normalize_english` text).
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 sft_u = fixture("flite_rms", "test")
 prompt_u, icl_u = fixture("mbrola_us3", "valid"), fixture("mbrola_us3", "test")
@@ -724,9 +666,8 @@ for k, (name, (utt, gen_tokens, ended, n_text)) in enumerate(cases.items()):
     assert ended and lo <= len(gen_tokens) < hi  # stopped by EOS, inside the length window
     assert all(0 <= t < C for t in gen_tokens) and 0.5 < len(gen_tokens) / len(gt) < 2
     assert c_gen < 1.0
-""")
 
-code(r"""
+# %%
 fig, axes = plt.subplots(2, 2, figsize=(13, 4.2), sharex="col", sharey=True)
 for col, (name, (utt, gen_tokens, _, _)) in enumerate(cases.items()):
     for row, (label, seq) in enumerate((("recording", tokens[utt.id].tolist()), ("generated", gen_tokens))):
@@ -740,17 +681,15 @@ for col, (name, (utt, gen_tokens, _, _)) in enumerate(cases.items()):
 plt.suptitle("speech tokens as FSQ digits: the recording of the sentence vs what the LM generated", fontsize=10)
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-**A small scorecard.** `evaluate_lm` is the whole of `minicosy eval lm`: per scenario it picks utterances of a split,
-generates (seeded), reads the tokens back and reports token CER beside the ground-truth CER, the share of
-generations that ended with EOS, and the generated/recorded length ratio. Run here on the test sentences of the
-fixture slice, with the 16 kHz clips tokenised at the top (three utterances a scenario at most, so the figures are
-noisy; the README's table uses the corpus's test split):
-""")
+# %% [markdown]
+# **A small scorecard.** `evaluate_lm` is the whole of `minicosy eval lm`: per scenario it picks utterances of a split,
+# generates (seeded), reads the tokens back and reports token CER beside the ground-truth CER, the share of
+# generations that ended with EOS, and the generated/recorded length ratio. Run here on the test sentences of the
+# fixture slice, with the 16 kHz clips tokenised at the top (three utterances a scenario at most, so the figures are
+# noisy; the README's table uses the corpus's test split):
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 card = evaluate_lm(lm, FIXTURES_DIR, st, tokens=tokens, n=3, split="test", seed=0)
 print(f"{'scenario':28s} {'n':>2s} {'token CER':>9s} {'recording CER':>13s} {'ended EOS':>9s} {'length ratio':>12s}")
@@ -759,17 +698,15 @@ for name in SCENARIOS:
     print(f"{name:28s} {r['n']:2d} {r['token_cer']:9.2f} {r['groundtruth_cer']:13.2f} {r['termination_rate']:9.2f} "
           f"{r['length_ratio']:12.2f}")
 assert all(card["scenarios"][s]["n"] >= 1 for s in SCENARIOS)
-""")
 
-md(r"""
-**Streaming text in (bistream).** In a voice assistant the text itself arrives piece by piece from a text LLM.
-`generate_bistream` takes an iterator of strings and pulls from it *only* when the next block of $N$ text ids is
-needed; after each block it generates $M$ tokens and the FILL that follows is forced by the schedule; when the text
-has ended, the leftover text and TASK go in and the LM finishes freely (EOS stays masked until then). The inputs the
-KV cache holds at the end must be exactly the training layout of section 2, fed once each.
-""")
+# %% [markdown]
+# **Streaming text in (bistream).** In a voice assistant the text itself arrives piece by piece from a text LLM.
+# `generate_bistream` takes an iterator of strings and pulls from it *only* when the next block of $N$ text ids is
+# needed; after each block it generates $M$ tokens and the FILL that follows is forced by the schedule; when the text
+# has ended, the leftover text and TASK go in and the LM finishes freely (EOS stays masked until then). The inputs the
+# KV cache holds at the end must be exactly the training layout of section 2, fed once each.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 text_stream = "Who tried my shirt after work? Please need the fan later."
 arrivals = []  # (speech tokens out so far, text ids handed over so far: the tag + characters)
@@ -791,9 +728,8 @@ assert bi.eos and bi.fed == layout  # the training layout, each input fed once
 print(f"{len(full_text)} text ids (tag included) → {len(full_text) // lm.cfg.mix_n} full blocks of "
       f"{lm.cfg.mix_n}, then {len(full_text) % lm.cfg.mix_n} leftover + TASK; {len(out)} speech tokens, EOS: {bi.eos}")
 print("heard:", repr(st.read_tokens([out])[0]))
-""")
 
-code(r"""
+# %%
 text_seen, speech_out, xs, ys = 0, 0, [], []
 for kind, _ in bi.fed:  # walk the cache: how much text had the LM read when it produced each token?
     if kind == "text":
@@ -814,31 +750,29 @@ ax.set(xlabel="speech tokens generated", ylabel="text ids / characters",
 ax.legend(fontsize=8, loc="lower right")
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------- 6 · exercises
-md(r"""
-## 6 · Exercises
 
-1. **Where is TASK?** For the streaming sequence of section 2 (`text_ids`, `speech`, $N{:}M$ = `N`:`M`), predict
-   *without calling* `build_sequence` how many FILL targets it holds and at which position TASK sits. Set
-   `n_fill` and `task_position`.
-2. **Enough speech to stream?** With the paper's ratio $5{:}15$ and the $L$ = `len(text_ids)` text ids of section 2:
-   what is the smallest number of speech tokens that `build_sequence(..., streaming=True, n=5, m=15)` accepts, and
-   the smallest that the paper's rule `can_stream` ($T/L > M/N$) accepts? Set `t_build` and `t_rule`.
-3. **The EOS window of an SFT request.** For `sft_u.text` with its speaker tag and the trained model's ratios,
-   between how many generated tokens may the LM stop? Set `min_len` (the first length at which EOS is allowed)
-   and `cap` (the hard limit). Mind what $|x|$ counts.
+# %% [markdown]
+# ## 6 · Exercises
+#
+# 1. **Where is TASK?** For the streaming sequence of section 2 (`text_ids`, `speech`, $N{:}M$ = `N`:`M`), predict
+#    *without calling* `build_sequence` how many FILL targets it holds and at which position TASK sits. Set
+#    `n_fill` and `task_position`.
+# 2. **Enough speech to stream?** With the paper's ratio $5{:}15$ and the $L$ = `len(text_ids)` text ids of section 2:
+#    what is the smallest number of speech tokens that `build_sequence(..., streaming=True, n=5, m=15)` accepts, and
+#    the smallest that the paper's rule `can_stream` ($T/L > M/N$) accepts? Set `t_build` and `t_rule`.
+# 3. **The EOS window of an SFT request.** For `sft_u.text` with its speaker tag and the trained model's ratios,
+#    between how many generated tokens may the LM stop? Set `min_len` (the first length at which EOS is allowed)
+#    and `cap` (the hard limit). Mind what $|x|$ counts.
+#
+# Each check prints *not attempted* until you fill in its answer.
 
-Each check prints *not attempted* until you fill in its answer.
-""")
-
-code(r"""
+# %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with integers
 n_fill = None         # FILL targets in build_sequence(text_ids, speech, True, N, M)
@@ -848,9 +782,8 @@ if n_fill is not None and task_position is not None:
     i_, t_ = build_sequence(text_ids, speech, streaming=True, n=N, m=M)
     ok = n_fill == t_.count(("fill", None)) and task_position == i_.index(("task", None))
 check("exercise 1", ok)
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with integers
 t_build = None  # smallest T that build_sequence(text_ids, speech[:T], True, n=5, m=15) accepts
@@ -866,9 +799,8 @@ if t_build is not None and t_rule is not None:
     ok = (builds(t_build) and not builds(t_build - 1) and can_stream(len(text_ids), t_rule, 5, 15)
           and not can_stream(len(text_ids), t_rule - 1, 5, 15))
 check("exercise 2", ok)
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with integers
 min_len = None  # the LM may emit EOS once this many tokens exist
@@ -878,13 +810,11 @@ if min_len is not None and cap is not None:
     ok = (min_len, cap) == length_limits(len(tok.encode(sft_u.text)), lm.cfg.min_token_text_ratio,
                                          lm.cfg.max_token_text_ratio)
 check("exercise 3", ok)
-""")
 
-md(r"""
-Solutions (collapsed; run the cell to check them):
-""")
+# %% [markdown]
+# Solutions (collapsed; run the cell to check them):
 
-code(r"""
+# %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 solutions = [
     (L // N, 1 + L + (L // N) * M),                    # 1: one FILL per full block; SOS + text + the blocks' speech
@@ -908,26 +838,21 @@ results = [solutions[0] == (t_.count(("fill", None)), i_.index(("task", None))),
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
 assert all(results)
-""", hidden=True)
 
-md(r"""
-## Summary
-
-* The LM reads text units and writes 25 Hz speech tokens. On hours of data, **characters** beat BPE (each unit is
-  seen thousands of times); the paper preset keeps BPE. A **speaker tag** names a training voice for SFT.
-* One model, two layouts: `[SOS] text [TASK] speech [EOS]` and the streaming interleave of $N$ text and $M$ speech
-  tokens with a **FILL** target after each block. Both hold the same inputs; every speech input is the previous
-  position's target; TASK is always there; too little speech for the blocks means non-streaming.
-* The model is a plain **Qwen2** fed with embeddings — text (the backbone's own table), speech, SOS/TASK — and a head
-  over $C$ codes + EOS + unused + FILL; the paper preset is Qwen2.5-0.5B sized (≈ 0.5 B parameters), the tiny one
-  4 M. The KV cache changes the cost, not the logits.
-* **RAS** breaks the loops that nucleus sampling falls into; EOS is masked below a minimum length and generation is
-  capped; FILL is forced by the schedule, never sampled.
-* The trained tiny LM speaks test sentences with a tag (SFT) or after a prompt from an unseen voice (ICL), and the
-  speech tokenizer's CTC head reads its tokens back as text — the LM's first judge, before any audio exists.
-
-Next: notebook 03 turns speech tokens into a mel spectrogram with conditional flow matching.
-""")
-
-if __name__ == "__main__":
-    builder.main()
+# %% [markdown]
+# ## Summary
+#
+# * The LM reads text units and writes 25 Hz speech tokens. On hours of data, **characters** beat BPE (each unit is
+#   seen thousands of times); the paper preset keeps BPE. A **speaker tag** names a training voice for SFT.
+# * One model, two layouts: `[SOS] text [TASK] speech [EOS]` and the streaming interleave of $N$ text and $M$ speech
+#   tokens with a **FILL** target after each block. Both hold the same inputs; every speech input is the previous
+#   position's target; TASK is always there; too little speech for the blocks means non-streaming.
+# * The model is a plain **Qwen2** fed with embeddings — text (the backbone's own table), speech, SOS/TASK — and a head
+#   over $C$ codes + EOS + unused + FILL; the paper preset is Qwen2.5-0.5B sized (≈ 0.5 B parameters), the tiny one
+#   4 M. The KV cache changes the cost, not the logits.
+# * **RAS** breaks the loops that nucleus sampling falls into; EOS is masked below a minimum length and generation is
+#   capped; FILL is forced by the schedule, never sampled.
+# * The trained tiny LM speaks test sentences with a tag (SFT) or after a prompt from an unseen voice (ICL), and the
+#   speech tokenizer's CTC head reads its tokens back as text — the LM's first judge, before any audio exists.
+#
+# Next: notebook 03 turns speech tokens into a mel spectrogram with conditional flow matching.

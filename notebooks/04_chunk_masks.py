@@ -1,56 +1,37 @@
-"""Build ``notebooks/04_chunk_masks.ipynb`` (cells only, no outputs); execute it afterwards with
+# %% [markdown]
+# # 04 · Chunk masks and lossless streaming in the flow
+#
+# **What you build here:** the part of CosyVoice 2 that lets *one* flow-matching model synthesise both offline and
+# while the LM is still talking.
+#
+# 1. **The four attention masks** the paper trains with — non-causal, full-causal, chunk-$M$, chunk-$2M$ — drawn,
+#    checked property by property, combined with key padding, and drawn per utterance by the trainer.
+# 2. **The lookahead convolution** — the only place the model looks right of its chunk: its receptive field,
+#    measured with gradients and with token impulses through the whole encoder.
+# 3. **Latency arithmetic** — how many 25 Hz tokens the flow must have before it can emit its first 50 Hz mel
+#    frames, for the tiny preset ($M = 15$) and the official chunk ($M = 25$).
+# 4. **Streaming equals offline** — cached chunk-by-chunk synthesis (`FlowStream`, `mode="cached"`) and the official
+#    re-run-the-prefix baseline (`mode="recompute"`) reproduce the offline chunk-masked mel to float rounding.
+# 5. **Cost** — the work per chunk, counted by hooks on the package's modules: flat for the cache, growing for the
+#    re-run.
+# 6. Three checked **exercises**.
+#
+# **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4 (chunk-aware causal flow matching: the lookahead
+# convolution, the four masks and why one model is trained on all of them) and §2.5 (latency of the streaming mode).
+# Where minicosy departs from the paper or the official code: `docs/paper_vs_code.md` §2 "Flow matching" and
+# "Streaming runtime".
+#
+# **Code:** `minicosy/flow/masks.py` (every mask), `minicosy/flow/model.py` (`LookaheadLayer`, `TokenEncoder`,
+# `Estimator`, `ChunkAwareFlow`), `minicosy/flow/streaming.py` (`FlowStream`), `minicosy/flow/train.py`
+# (`make_inputs` draws the masks).
+#
+# **Prerequisites:** notebook 00 (25 Hz tokens, 50 Hz mel, two frames per token). The flow itself (the ODE, guidance,
+# training) is notebook 03's subject; here it is used as a black box whose *dependencies* we study.
+#
+# **Runtime:** about 35 s on 2 CPU cores (default, tiny preset); nothing is trained and nothing is downloaded. The model
+# here has **random weights** on purpose — section 4 says why that is enough.
 
-    nice -n 19 .venv/bin/python scripts/notebooks/build_04.py
-    nice -n 19 .venv/bin/python scripts/nbrun.py notebooks/04_chunk_masks.ipynb
-
-The notebook is the source of truth for readers; this script is the source of truth for edits, so
-that the notebook can be regenerated instead of hand-edited as JSON.
-"""
-
-from __future__ import annotations
-
-from nbbuild import NotebookBuilder
-
-builder = NotebookBuilder("04_chunk_masks.ipynb")
-md, code = builder.md, builder.code
-
-
-# ----------------------------------------------------------------------------------------------- title
-md(r"""
-# 04 · Chunk masks and lossless streaming in the flow
-
-**What you build here:** the part of CosyVoice 2 that lets *one* flow-matching model synthesise both offline and
-while the LM is still talking.
-
-1. **The four attention masks** the paper trains with — non-causal, full-causal, chunk-$M$, chunk-$2M$ — drawn,
-   checked property by property, combined with key padding, and drawn per utterance by the trainer.
-2. **The lookahead convolution** — the only place the model looks right of its chunk: its receptive field,
-   measured with gradients and with token impulses through the whole encoder.
-3. **Latency arithmetic** — how many 25 Hz tokens the flow must have before it can emit its first 50 Hz mel
-   frames, for the tiny preset ($M = 15$) and the official chunk ($M = 25$).
-4. **Streaming equals offline** — cached chunk-by-chunk synthesis (`FlowStream`, `mode="cached"`) and the official
-   re-run-the-prefix baseline (`mode="recompute"`) reproduce the offline chunk-masked mel to float rounding.
-5. **Cost** — the work per chunk, counted by hooks on the package's modules: flat for the cache, growing for the
-   re-run.
-6. Three checked **exercises**.
-
-**Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4 (chunk-aware causal flow matching: the lookahead
-convolution, the four masks and why one model is trained on all of them) and §2.5 (latency of the streaming mode).
-Where minicosy departs from the paper or the official code: `docs/paper_vs_code.md` §2 "Flow matching" and
-"Streaming runtime".
-
-**Code:** `minicosy/flow/masks.py` (every mask), `minicosy/flow/model.py` (`LookaheadLayer`, `TokenEncoder`,
-`Estimator`, `ChunkAwareFlow`), `minicosy/flow/streaming.py` (`FlowStream`), `minicosy/flow/train.py`
-(`make_inputs` draws the masks).
-
-**Prerequisites:** notebook 00 (25 Hz tokens, 50 Hz mel, two frames per token). The flow itself (the ODE, guidance,
-training) is notebook 03's subject; here it is used as a black box whose *dependencies* we study.
-
-**Runtime:** about 35 s on 2 CPU cores (default, tiny preset); nothing is trained and nothing is downloaded. The model
-here has **random weights** on purpose — section 4 says why that is enough.
-""")
-
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 import os
 from collections import Counter
@@ -80,32 +61,29 @@ model = ChunkAwareFlow(cfg).to(device).eval()  # random weights (seeded): see se
 M, P, UP = cfg.chunk_tokens, cfg.lookahead, cfg.up
 print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | preset: {PRESET} | "
       f"flow: {model.num_parameters() / 1e6:.2f} M parameters, chunk M = {M} tokens, lookahead P = {P} tokens")
-""")
 
-# ----------------------------------------------------------------------------------------------- 1 masks
-md(r"""
-## 1 · The four masks
+# %% [markdown]
+# ## 1 · The four masks
+#
+# Attention lets every position look at every other one. A streaming flow must not: a mel frame computed now must
+# not depend on tokens the LM has not produced yet. CosyVoice 2 (§2.4) therefore trains its flow with four attention
+# masks. Write $\text{mask}[i, j] = 1$ when query $i$ may attend key $j$. All four are one rule — *row $i$ sees every
+# key up to the end of its own block* — with a different block size $C$:
+#
+# $$\text{mask}[i, j] = \big[\, j < \text{end}(i) \,\big], \qquad
+# \text{end}(i) = \min\!\Big(T,\; C\,\big(\lfloor i / C \rfloor + 1\big)\Big)$$
+#
+# | mask | block $C$ | a query sees | use |
+# |---|---|---|---|
+# | non-causal | $C \ge T$ | everything | offline, the best quality |
+# | full-causal | $C = 1$ | its past and itself | lowest latency, least context |
+# | chunk-$M$ | $C = M$ | its past and the rest of its chunk | streaming with chunks of $M$ tokens |
+# | chunk-$2M$ | $C = 2M$ | the same with twice the chunk | more context, twice the wait |
+#
+# `minicosy.attention_mask(kind, T, chunk_size)` builds them (`"chunk"` with `chunk_size` $M$ or $2M$). Drawn for
+# $T = 12$ positions and $M = 3$ (dark = may attend):
 
-Attention lets every position look at every other one. A streaming flow must not: a mel frame computed now must
-not depend on tokens the LM has not produced yet. CosyVoice 2 (§2.4) therefore trains its flow with four attention
-masks. Write $\text{mask}[i, j] = 1$ when query $i$ may attend key $j$. All four are one rule — *row $i$ sees every
-key up to the end of its own block* — with a different block size $C$:
-
-$$\text{mask}[i, j] = \big[\, j < \text{end}(i) \,\big], \qquad
-\text{end}(i) = \min\!\Big(T,\; C\,\big(\lfloor i / C \rfloor + 1\big)\Big)$$
-
-| mask | block $C$ | a query sees | use |
-|---|---|---|---|
-| non-causal | $C \ge T$ | everything | offline, the best quality |
-| full-causal | $C = 1$ | its past and itself | lowest latency, least context |
-| chunk-$M$ | $C = M$ | its past and the rest of its chunk | streaming with chunks of $M$ tokens |
-| chunk-$2M$ | $C = 2M$ | the same with twice the chunk | more context, twice the wait |
-
-`minicosy.attention_mask(kind, T, chunk_size)` builds them (`"chunk"` with `chunk_size` $M$ or $2M$). Drawn for
-$T = 12$ positions and $M = 3$ (dark = may attend):
-""")
-
-code(r"""
+# %%
 T_DEMO, M_DEMO = 12, 3
 kinds = {"non-causal": ("non_causal", None), "full-causal": ("full_causal", None),
          f"chunk-M (M = {M_DEMO})": ("chunk", M_DEMO), f"chunk-2M (2M = {2 * M_DEMO})": ("chunk", 2 * M_DEMO)}
@@ -117,15 +95,13 @@ for ax, (name, m) in zip(axes, masks.items()):
 axes[0].set_ylabel("query i")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-**What each sees.** For every query: how many keys it may read, and how many of them lie to its *right* (the
-future). A position with $f$ future keys can only be computed once those $f$ positions exist — that is the latency
-a mask costs. Chunk-$M$ lets a position peek at most $M - 1$ positions ahead, and only inside its own chunk.
-""")
+# %% [markdown]
+# **What each sees.** For every query: how many keys it may read, and how many of them lie to its *right* (the
+# future). A position with $f$ future keys can only be computed once those $f$ positions exist — that is the latency
+# a mask costs. Chunk-$M$ lets a position peek at most $M - 1$ positions ahead, and only inside its own chunk.
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for name, (kind, C) in kinds.items():
     seen = masks[name].sum(1)  # keys each query may read
@@ -133,20 +109,18 @@ for name, (kind, C) in kinds.items():
     print(f"{name:20s} keys seen {seen.tolist()} | future keys: max {int(future.max()):2d}, "
           f"mean {future.float().mean():.1f}")
     assert torch.equal(seen, block_ends(kind, T_DEMO, C))  # row i sees keys j < end(i)
-""")
 
-md(r"""
-**Properties, checked.** The rule implies a few facts worth asserting, over every $T \le 30$ and every chunk size up
-to $2T + 1$:
+# %% [markdown]
+# **Properties, checked.** The rule implies a few facts worth asserting, over every $T \le 30$ and every chunk size up
+# to $2T + 1$:
+#
+# * full-causal is the lower triangle, and chunk-1 *is* full-causal;
+# * a chunk at least as long as the sequence is non-causal;
+# * every query sees itself (so no softmax row is ever empty);
+# * the masks nest: full-causal $\subseteq$ chunk-$M$ $\subseteq$ chunk-$2M$ $\subseteq$ non-causal — every boundary
+#   of the $2M$ grid is a boundary of the $M$ grid, so a longer chunk only adds keys.
 
-* full-causal is the lower triangle, and chunk-1 *is* full-causal;
-* a chunk at least as long as the sequence is non-causal;
-* every query sees itself (so no softmax row is ever empty);
-* the masks nest: full-causal $\subseteq$ chunk-$M$ $\subseteq$ chunk-$2M$ $\subseteq$ non-causal — every boundary
-  of the $2M$ grid is a boundary of the $M$ grid, so a longer chunk only adds keys.
-""")
-
-code(r"""
+# %%
 n_checked = 0
 for T in range(1, 31):
     nc, fc = attention_mask("non_causal", T), attention_mask("full_causal", T)
@@ -160,21 +134,19 @@ for T in range(1, 31):
             assert torch.equal(m, nc)  # one chunk holds everything: non-causal
         n_checked += 1
 print(f"{n_checked} (T, M) pairs checked")
-""")
 
-md(r"""
-**Tokens and frames.** The token encoder applies the mask at 25 Hz; after the ×2 upsampling, the rest of the encoder
-and the estimator work on 50 Hz frames. Repeating every row and column twice (`upsample_mask`) turns the chunk-$M$
-token mask into the chunk-$2M$ **frame** mask: the same chunks in time. (A chunk of $M$ tokens is $2M$ frames; the
-paper's *chunk-2M* mask is a different thing — twice as many *tokens* per chunk.)
+# %% [markdown]
+# **Tokens and frames.** The token encoder applies the mask at 25 Hz; after the ×2 upsampling, the rest of the encoder
+# and the estimator work on 50 Hz frames. Repeating every row and column twice (`upsample_mask`) turns the chunk-$M$
+# token mask into the chunk-$2M$ **frame** mask: the same chunks in time. (A chunk of $M$ tokens is $2M$ frames; the
+# paper's *chunk-2M* mask is a different thing — twice as many *tokens* per chunk.)
+#
+# **The prompt block.** In zero-shot synthesis a prompt (its tokens and its mel) comes first. It is known before
+# synthesis starts, so minicosy makes it one block of its own (`prefix=`) and starts the chunk grid after it; the
+# streaming run then emits chunks of exactly $M$ new tokens. `chunk_spans` lists the blocks a streaming run
+# processes, in order.
 
-**The prompt block.** In zero-shot synthesis a prompt (its tokens and its mel) comes first. It is known before
-synthesis starts, so minicosy makes it one block of its own (`prefix=`) and starts the chunk grid after it; the
-streaming run then emits chunks of exactly $M$ new tokens. `chunk_spans` lists the blocks a streaming run
-processes, in order.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for T in range(1, 25):
     for C in range(1, 8):
@@ -184,15 +156,13 @@ for T in range(1, 25):
 with_prompt = attention_mask("chunk", T_DEMO, M_DEMO, prefix=4)
 print("prompt of 4, chunk 3, T = 12 → blocks", chunk_spans(T_DEMO, M_DEMO, prefix=4))
 print("keys seen per query:", with_prompt.sum(1).tolist())
-""")
 
-md(r"""
-**Key padding.** Training batches pad utterances to one length. Padded *keys* must be hidden from every query;
-padded *queries* keep their row (their outputs are never used, and an all-masked row would make the softmax
-NaN). `with_padding(mask, lengths)` combines a pattern with the padding: a batch of two, lengths 12 and 8.
-""")
+# %% [markdown]
+# **Key padding.** Training batches pad utterances to one length. Padded *keys* must be hidden from every query;
+# padded *queries* keep their row (their outputs are never used, and an all-masked row would make the softmax
+# NaN). `with_padding(mask, lengths)` combines a pattern with the padding: a batch of two, lengths 12 and 8.
 
-code(r"""
+# %%
 lengths = torch.tensor([12, 8])
 padded = with_padding(attention_mask("chunk", T_DEMO, M_DEMO), lengths)  # (2, 12, 12)
 for b, L in enumerate(lengths.tolist()):
@@ -210,24 +180,22 @@ axes[2].axhline(7.5, color="red", lw=1, ls=":")
 axes[0].set_ylabel("query i")
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-### Why train on all four
+# %% [markdown]
+# ### Why train on all four
+#
+# A model trained only non-causally has never seen a frame without its future; used with a chunk mask it would be
+# out of its training distribution. A model trained only with chunk masks would waste context offline. CosyVoice 2
+# draws one of the four masks **per training utterance**, so a single set of weights serves every latency setting:
+# offline synthesis uses the non-causal mask, streaming the chunk-$M$ (or chunk-$2M$, for more context at twice the
+# wait). The paper adds that the masks with more context act as teachers for those with less — an implicit
+# self-distillation — and reports streaming quality close to offline. (The official code draws one of two per
+# batch — full, or a 25-token chunk; minicosy follows the paper's four.)
+#
+# The trainer's own batch builder, `make_inputs`, on 64 dummy utterances of 100–150 tokens: for each utterance we
+# recover which mask it drew by comparing with the four candidates (the prompt length is read off `cond`).
 
-A model trained only non-causally has never seen a frame without its future; used with a chunk mask it would be
-out of its training distribution. A model trained only with chunk masks would waste context offline. CosyVoice 2
-draws one of the four masks **per training utterance**, so a single set of weights serves every latency setting:
-offline synthesis uses the non-causal mask, streaming the chunk-$M$ (or chunk-$2M$, for more context at twice the
-wait). The paper adds that the masks with more context act as teachers for those with less — an implicit
-self-distillation — and reports streaming quality close to offline. (The official code draws one of two per
-batch — full, or a 25-token chunk; minicosy follows the paper's four.)
-
-The trainer's own batch builder, `make_inputs`, on 64 dummy utterances of 100–150 tokens: for each utterance we
-recover which mask it drew by comparing with the four candidates (the prompt length is read off `cond`).
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 g = torch.Generator().manual_seed(0)
 items = []
@@ -251,28 +219,25 @@ counts = Counter(drawn)
 print("masks drawn for 64 utterances:", {name: counts[name] for name in candidates})
 print("utterances with a prompt (the mask's first block):", prompts)
 assert set(counts) == set(candidates)
-""")
 
-# ----------------------------------------------------------------------------------------------- 2 lookahead
-md(r"""
-## 2 · The lookahead convolution
+# %% [markdown]
+# ## 2 · The lookahead convolution
+#
+# Inside a chunk, attention already sees up to $M - 1$ tokens ahead — but the *last* token of a chunk sees nothing
+# to its right, and speech at a chunk's end depends on what comes next (co-articulation). CosyVoice 2 puts one
+# convolution with a deliberate lookahead right after the token embedding: kernel $P + 1$, input **right-padded**
+# by $P$, so output $i$ reads tokens $i, \dots, i + P$ (the paper: $P = 4$; the official code: 3):
+#
+# $$y_i = W_1 \star [\,e_i, e_{i+1}, \dots, e_{i+P}\,], \qquad
+# \text{out}_i = e_i + \mathrm{conv}_2\big(\mathrm{LeakyReLU}(y)\big)_i$$
+#
+# where $\mathrm{conv}_2$ (kernel 3) is **causal**. Everything after it — attention with the chunk mask, the
+# causal convolutions of the upsampler and the estimator — looks no further right than the end of the chunk.
+#
+# **Measured.** Feed random embeddings to the model's `LookaheadLayer`, back-propagate from output $i = 10$, and see
+# which inputs receive gradient: first through `conv1` alone, then through the whole layer.
 
-Inside a chunk, attention already sees up to $M - 1$ tokens ahead — but the *last* token of a chunk sees nothing
-to its right, and speech at a chunk's end depends on what comes next (co-articulation). CosyVoice 2 puts one
-convolution with a deliberate lookahead right after the token embedding: kernel $P + 1$, input **right-padded**
-by $P$, so output $i$ reads tokens $i, \dots, i + P$ (the paper: $P = 4$; the official code: 3):
-
-$$y_i = W_1 \star [\,e_i, e_{i+1}, \dots, e_{i+P}\,], \qquad
-\text{out}_i = e_i + \mathrm{conv}_2\big(\mathrm{LeakyReLU}(y)\big)_i$$
-
-where $\mathrm{conv}_2$ (kernel 3) is **causal**. Everything after it — attention with the chunk mask, the
-causal convolutions of the upsampler and the estimator — looks no further right than the end of the chunk.
-
-**Measured.** Feed random embeddings to the model's `LookaheadLayer`, back-propagate from output $i = 10$, and see
-which inputs receive gradient: first through `conv1` alone, then through the whole layer.
-""")
-
-code(r"""
+# %%
 la = model.encoder.lookahead
 assert la.P == P and la.conv1.kernel_size == (P + 1,) and la.conv2.left == 2  # kernel P+1; conv2: causal, kernel 3
 i = 10
@@ -283,9 +248,8 @@ grad_conv1 = x.grad[0].abs().sum(1)  # (T,): how much output i moves with each i
 x.grad = None
 la(x)[0, i].sum().backward()
 grad_layer = x.grad[0].abs().sum(1)
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 reach1 = torch.nonzero(grad_conv1).flatten().tolist()
 reach = torch.nonzero(grad_layer).flatten().tolist()
@@ -293,9 +257,8 @@ print(f"conv1 (kernel P + 1 = {P + 1}, right-padded by P): output {i} reads inpu
 print(f"whole lookahead layer (+ causal conv2, kernel 3):  output {i} reads inputs {reach}")
 assert reach1 == list(range(i, i + P + 1))  # exactly i … i+P
 assert reach == list(range(i - la.conv2.left, i + P + 1))  # conv2 widens to the left only: the future stays P
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(figsize=(8, 2.6))
 pos = np.arange(grad_layer.numel())
 ax.bar(pos - 0.2, grad_conv1.numpy(), width=0.4, label="conv1 alone")
@@ -306,20 +269,18 @@ ax.set(xlabel="input token position", ylabel="|∂ out_i / ∂ e_j|", xticks=pos
 ax.legend()
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-**Through the whole encoder.** Now change one token $j$ at a time and record which 50 Hz frames of the encoder
-output `mu` change at all (exactly: masked attention weights are exact zeros, so an untouched frame is bit-for-bit
-the same). With 45 tokens and the model's chunk $M$, the chunk mask gives three chunks. Token $j$ first reaches the
-lookahead output of token $j - P$, and attention spreads that to its whole chunk and everything later, so
+# %% [markdown]
+# **Through the whole encoder.** Now change one token $j$ at a time and record which 50 Hz frames of the encoder
+# output `mu` change at all (exactly: masked attention weights are exact zeros, so an untouched frame is bit-for-bit
+# the same). With 45 tokens and the model's chunk $M$, the chunk mask gives three chunks. Token $j$ first reaches the
+# lookahead output of token $j - P$, and attention spreads that to its whole chunk and everything later, so
+#
+# $$\text{first changed frame}(j) = 2\, s\big(\text{chunk of } \max(0, j - P)\big)$$
+#
+# with $s$ a chunk's first token; for full-causal it is $2\max(0, j - P)$.
 
-$$\text{first changed frame}(j) = 2\, s\big(\text{chunk of } \max(0, j - P)\big)$$
-
-with $s$ a chunk's first token; for full-causal it is $2\max(0, j - P)$.
-""")
-
-code(r"""
+# %%
 T_DEP = 3 * M
 toks = torch.randint(0, VOCAB, (T_DEP,), generator=torch.Generator().manual_seed(3))
 
@@ -345,18 +306,16 @@ for j in range(T_DEP):
     for kind, d in dep.items():
         changed = torch.nonzero(d[j]).flatten()
         assert int(changed[0]) == first[kind] and not d[j, :first[kind]].any(), (kind, j)
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 for s, e in spans:
     reach = [j for j in range(T_DEP) if dep["chunk"][j, UP * s:UP * e].any()]
     print(f"chunk of tokens [{s:2d}, {e:2d}) = frames [{UP * s:2d}, {UP * e:2d}): depends on tokens "
           f"{reach[0]}…{reach[-1]}  ({reach[-1] + 1 - e} past its end)")
     assert reach[-1] + 1 == min(e + P, T_DEP)
-""")
 
-code(r"""
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
 for ax, (kind, d) in zip(axes, dep.items()):
     ax.imshow(d.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1.5, aspect="auto")
@@ -369,31 +328,27 @@ for ax, (kind, d) in zip(axes, dep.items()):
             ax.axhline(s + P - 0.5, color="orange", lw=1.5, ls="--")  # … and P tokens later
 plt.tight_layout()
 plt.show()
-""")
 
-md(r"""
-Read the right panel row by row: the tokens of a chunk (rows between the dashed red lines) change their own
-chunk's frames and everything after — *and* the first $P$ tokens of a chunk (between a red and the next orange line)
-also change the **previous** chunk. That is why streaming needs $P$ extra tokens per chunk: chunk $k$ is final only once the tokens up to its
-end **plus $P$** have arrived. Without the lookahead the last frames of every chunk would be synthesised blind to
-what follows.
-""")
+# %% [markdown]
+# Read the right panel row by row: the tokens of a chunk (rows between the dashed red lines) change their own
+# chunk's frames and everything after — *and* the first $P$ tokens of a chunk (between a red and the next orange line)
+# also change the **previous** chunk. That is why streaming needs $P$ extra tokens per chunk: chunk $k$ is final only once the tokens up to its
+# end **plus $P$** have arrived. Without the lookahead the last frames of every chunk would be synthesised blind to
+# what follows.
 
-# ----------------------------------------------------------------------------------------------- 3 latency
-md(r"""
-## 3 · Latency arithmetic
+# %% [markdown]
+# ## 3 · Latency arithmetic
+#
+# The paper (§2.5) writes the first-packet latency of streaming TTS as the time the LM, the flow and the vocoder take
+# for the first packet's $M$ tokens: $L_{TTS} = M\,d_{lm} + M\,d_{fm} + M\,d_{voc}$, with $d$ the compute time per
+# token of each stage. The lookahead adds to the LM's term: the flow's first chunk needs
+#
+# $$M + P \text{ tokens from the LM} \quad\Longrightarrow\quad 2M \text{ mel frames out}$$
+#
+# and every later chunk needs $M$ more tokens and gives $2M$ more frames. Tokens are 25 Hz (40 ms of speech each),
+# mel frames 50 Hz (20 ms each). A prompt does not count: its tokens are known before synthesis starts.
 
-The paper (§2.5) writes the first-packet latency of streaming TTS as the time the LM, the flow and the vocoder take
-for the first packet's $M$ tokens: $L_{TTS} = M\,d_{lm} + M\,d_{fm} + M\,d_{voc}$, with $d$ the compute time per
-token of each stage. The lookahead adds to the LM's term: the flow's first chunk needs
-
-$$M + P \text{ tokens from the LM} \quad\Longrightarrow\quad 2M \text{ mel frames out}$$
-
-and every later chunk needs $M$ more tokens and gives $2M$ more frames. Tokens are 25 Hz (40 ms of speech each),
-mel frames 50 Hz (20 ms each). A prompt does not count: its tokens are known before synthesis starts.
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 TOKEN_HZ, FRAME_HZ = 25, 50
 tiny, paper = FlowConfig.tiny(vocab_size=VOCAB), FlowConfig.paper()
@@ -406,46 +361,42 @@ for name, Mi, Pi in settings:
     print(f"{name:17s} {Mi:3d} {Pi:3d} | {need:2d} tokens = {1000 * need // TOKEN_HZ:4d} ms | "
           f"{UP * Mi:2d} frames = {1000 * UP * Mi // FRAME_HZ:4d} ms | {Mi} tokens → {UP * Mi} frames")
 assert (tiny.chunk_tokens, tiny.lookahead) == (15, 4) and paper.chunk_tokens == 25
-""")
 
-md(r"""
-So with the tiny preset the LM must produce **19 tokens** (760 ms of speech) before the flow can emit **30 frames**
-(600 ms); the official chunk waits for 28–29 tokens and emits a full second. If the LM runs at real time
-($d_{lm}$ = 40 ms a token) that waiting alone is 0.76 s; a faster LM shrinks it in proportion. The vocoder then adds
-its own lookahead (notebook 05: it holds back a few frames per run). Section 4 watches the 19 arrive.
-""")
+# %% [markdown]
+# So with the tiny preset the LM must produce **19 tokens** (760 ms of speech) before the flow can emit **30 frames**
+# (600 ms); the official chunk waits for 28–29 tokens and emits a full second. If the LM runs at real time
+# ($d_{lm}$ = 40 ms a token) that waiting alone is 0.76 s; a faster LM shrinks it in proportion. The vocoder then adds
+# its own lookahead (notebook 05: it holds back a few frames per run). Section 4 watches the 19 arrive.
 
-# ----------------------------------------------------------------------------------------------- 4 streaming
-md(r"""
-## 4 · Cached streaming equals offline chunk-masked synthesis
+# %% [markdown]
+# ## 4 · Cached streaming equals offline chunk-masked synthesis
+#
+# **Why it can be exact.** Run the flow *offline* with the chunk-$M$ mask (`inference(..., mask="chunk")`). The output
+# frames of chunk $k$ then depend only on
+#
+# * the tokens up to the end of chunk $k$, plus $P$ (section 2);
+# * the starting noise of frames up to the end of chunk $k$ — one pre-drawn tensor (`FixedNoise`), sliced by absolute
+#   frame position, so a chunk gets the same noise whichever way it is computed;
+# * at ODE step $n$, the state $x_n$ of frames up to the end of chunk $k$ — which by the same argument at step $n - 1$
+#   depends on nothing later either.
+#
+# So once $M + P$ new tokens are in, chunk $k$ can be computed completely and will never change. `FlowStream`
+# computes it in one of two ways:
+#
+# * `mode="cached"` (minicosy): run **only the new chunk**, keeping every attention layer's keys/values and every causal
+#   conv's left inputs from earlier chunks — the encoder's once, the estimator's **once per ODE step** (step $n$ of
+#   chunk $k$ attends to earlier chunks' keys *at step $n$*);
+# * `mode="recompute"` (the official runtime): re-run the **whole prefix** offline with the same noise and keep the new
+#   frames.
+#
+# **Random weights are enough.** This is a claim about the *computation* — that two schedules of the same arithmetic
+# give the same numbers — not about speech quality, so it must hold for any weights. The model here is untrained
+# (and the notebook does not need a checkpoint); its mel looks like noise. A trained model gives the same equality.
+#
+# Below: a 120-token utterance (4.8 s, 8 chunks) with a speaker vector, pushed **one token at a time**, as the LM
+# emits them.
 
-**Why it can be exact.** Run the flow *offline* with the chunk-$M$ mask (`inference(..., mask="chunk")`). The output
-frames of chunk $k$ then depend only on
-
-* the tokens up to the end of chunk $k$, plus $P$ (section 2);
-* the starting noise of frames up to the end of chunk $k$ — one pre-drawn tensor (`FixedNoise`), sliced by absolute
-  frame position, so a chunk gets the same noise whichever way it is computed;
-* at ODE step $n$, the state $x_n$ of frames up to the end of chunk $k$ — which by the same argument at step $n - 1$
-  depends on nothing later either.
-
-So once $M + P$ new tokens are in, chunk $k$ can be computed completely and will never change. `FlowStream`
-computes it in one of two ways:
-
-* `mode="cached"` (minicosy): run **only the new chunk**, keeping every attention layer's keys/values and every causal
-  conv's left inputs from earlier chunks — the encoder's once, the estimator's **once per ODE step** (step $n$ of
-  chunk $k$ attends to earlier chunks' keys *at step $n$*);
-* `mode="recompute"` (the official runtime): re-run the **whole prefix** offline with the same noise and keep the new
-  frames.
-
-**Random weights are enough.** This is a claim about the *computation* — that two schedules of the same arithmetic
-give the same numbers — not about speech quality, so it must hold for any weights. The model here is untrained
-(and the notebook does not need a checkpoint); its mel looks like noise. A trained model gives the same equality.
-
-Below: a 120-token utterance (4.8 s, 8 chunks) with a speaker vector, pushed **one token at a time**, as the LM
-emits them.
-""")
-
-code(r"""
+# %%
 g = torch.Generator().manual_seed(4)
 tokens = torch.randint(0, VOCAB, (8 * M,), generator=g)  # 120 tokens at 25 Hz = 4.8 s
 speaker = torch.randn(cfg.spk_dim, generator=g)
@@ -467,9 +418,8 @@ def stream_token_by_token(mode):
 
 streamed, sizes, arrived = stream_token_by_token("cached")
 rerun, sizes_rerun, arrived_rerun = stream_token_by_token("recompute")
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 d_cached = float((streamed - offline).abs().max())
 d_rerun = float((rerun - offline).abs().max())
@@ -481,24 +431,21 @@ assert streamed.shape == rerun.shape == offline.shape == (cfg.n_mels, UP * len(t
 assert d_cached <= 1e-4 and d_rerun <= 1e-4
 assert arrived[:-1] == [M + P + k * M for k in range(7)] and sizes == [UP * M] * 8  # the latency of section 3
 assert arrived_rerun == arrived and sizes_rerun == sizes
-""")
 
-code(r"""
+# %%
 nc = model.inference(tokens, speaker=speaker)  # offline, non-causal: more context
 print(f"max |Δ| cached vs offline chunk-masked: {d_cached:.1e} (float rounding); re-run: {d_rerun:.1e}")
 print(f"max |Δ| chunk-masked vs non-causal:      {float((nc - offline).abs().max()):.2f}")
 assert float((nc - offline).abs().max()) > 1e-3
-""")
 
-md(r"""
-The last line is the other half of the story: streaming reproduces the *chunk-masked* run, not the non-causal one —
-those differ, because the non-causal run sees more context. For an untrained model the gap means nothing; for a
-trained one it is the quality cost of streaming, which training on all four masks keeps small.
+# %% [markdown]
+# The last line is the other half of the story: streaming reproduces the *chunk-masked* run, not the non-causal one —
+# those differ, because the non-causal run sees more context. For an untrained model the gap means nothing; for a
+# trained one it is the quality cost of streaming, which training on all four masks keeps small.
+#
+# The same holds with a prompt, the chunk grid starting after it (`chunk_spans` lists what the stream processes):
 
-The same holds with a prompt, the chunk grid starting after it (`chunk_spans` lists what the stream processes):
-""")
-
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 ptoks = torch.randint(0, VOCAB, (10,), generator=g)
 pmel = torch.randn(cfg.n_mels, UP * 10, generator=g) - 5  # a (random) prompt log-mel, 2 frames per token
@@ -510,9 +457,8 @@ print("blocks (prompt first):", chunk_spans(len(ptoks) + len(part), M, prefix=le
 print("with a prompt, streamed == offline chunk-masked:", float((out_p - off_p).abs().max()) <= 1e-4,
       "| prompt frames trimmed:", tuple(out_p.shape))
 assert out_p.shape == (cfg.n_mels, UP * len(part)) and float((out_p - off_p).abs().max()) <= 1e-4
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(3, 1, figsize=(10, 7.5), gridspec_kw=dict(height_ratios=[2, 2, 1.6]))
 ax[0].imshow(offline.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP)
 ax[0].set(title="offline, chunk-masked (untrained model: noise-like on purpose)", ylabel="mel bin")
@@ -534,29 +480,27 @@ ax[2].legend(loc="upper left")
 ax[0].set_xlim(ax[1].get_xlim())
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------------- 5 cost
-md(r"""
-## 5 · Cost: flat per chunk versus a growing prefix
 
-Both modes give the same frames; they do very different amounts of work. Forward hooks on the package's own
-modules count it per chunk (each chunk starts with one call of the token encoder):
+# %% [markdown]
+# ## 5 · Cost: flat per chunk versus a growing prefix
+#
+# Both modes give the same frames; they do very different amounts of work. Forward hooks on the package's own
+# modules count it per chunk (each chunk starts with one call of the token encoder):
+#
+# * **frames per ODE step** — how many 50 Hz frames the estimator processes in one Euler step;
+# * **query × key pairs** — summed over every attention layer of the encoder and the estimator, every ODE step and
+#   the guidance pair (conditional and unconditional run as one batch of two).
+#
+# With $K$ chunks of $M$ tokens, chunk $k = 0, \dots, K-1$ costs per ODE step
+#
+# $$\text{cached: } 2M \text{ frames}, \quad 2M \cdot 2M(k+1) \text{ pairs}; \qquad
+# \text{re-run: } 2M(k+1) \text{ frames}, \quad \big(2M(k+1)\big)^2 \text{ pairs}$$
+#
+# per estimator layer: the cache keeps the frames flat and the attention linear; the re-run makes both grow — its
+# chunk $k$ costs $k + 1$ times the cached one, and the whole utterance $\tfrac{K+1}{2}$ times as many frames.
 
-* **frames per ODE step** — how many 50 Hz frames the estimator processes in one Euler step;
-* **query × key pairs** — summed over every attention layer of the encoder and the estimator, every ODE step and
-  the guidance pair (conditional and unconditional run as one batch of two).
-
-With $K$ chunks of $M$ tokens, chunk $k = 0, \dots, K-1$ costs per ODE step
-
-$$\text{cached: } 2M \text{ frames}, \quad 2M \cdot 2M(k+1) \text{ pairs}; \qquad
-\text{re-run: } 2M(k+1) \text{ frames}, \quad \big(2M(k+1)\big)^2 \text{ pairs}$$
-
-per estimator layer: the cache keeps the frames flat and the attention linear; the re-run makes both grow — its
-chunk $k$ costs $k + 1$ times the cached one, and the whole utterance $\tfrac{K+1}{2}$ times as many frames.
-""")
-
-code(r"""
+# %%
 class WorkCounter:
     # Forward hooks on the package's modules; one record per chunk (one TokenEncoder call each).
 
@@ -591,9 +535,8 @@ for mode in ("cached", "recompute"):
     assert float((out - offline).abs().max()) <= 1e-4
     assert all(len(c["frames"]) == N_STEPS for c in counter.chunks)  # one estimator call per ODE step
     work[mode], seconds[mode] = counter.chunks, st.chunk_times
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 K = len(tokens) // M
 fr = {mode: [c["frames"][0] for c in chunks] for mode, chunks in work.items()}
@@ -617,17 +560,15 @@ for mode in work:
     assert total_frames_per_step(mode, K) == sum(fr[mode])
 print(f"whole utterance: re-run / cached = {sum(fr['recompute']) / sum(fr['cached']):.1f}× the frames "
       f"(= (K + 1)/2 for K = {K}), {sum(pairs['recompute']) / sum(pairs['cached']):.2f}× the attention pairs")
-""")
 
-md(r"""
-The cached chunk's attention still grows (its queries read every earlier key), but attention is a small part of
-the work while the context is short. Per frame and estimator layer pair, the dense parts — the query/key/value and
-output projections ($4d^2$), the MLP ($2 \cdot 4d^2$) and the two causal convolutions of the ResNet block
-($2 \cdot 3d^2$) — cost about $18\,d^2$ multiply-adds, whatever the context; attention costs $2d$ per key
-($q \cdot k$ and the weighted sum of values). Attention overtakes the rest only past $9d$ keys:
-""")
+# %% [markdown]
+# The cached chunk's attention still grows (its queries read every earlier key), but attention is a small part of
+# the work while the context is short. Per frame and estimator layer pair, the dense parts — the query/key/value and
+# output projections ($4d^2$), the MLP ($2 \cdot 4d^2$) and the two causal convolutions of the ResNet block
+# ($2 \cdot 3d^2$) — cost about $18\,d^2$ multiply-adds, whatever the context; attention costs $2d$ per key
+# ($q \cdot k$ and the weighted sum of values). Attention overtakes the rest only past $9d$ keys:
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 d = cfg.d_est
 dense = (4 + 2 * cfg.ff_mult + 2 * cfg.conv_kernel) * d * d  # multiply-adds per frame: projections, MLP, convs
@@ -635,21 +576,18 @@ crossover = dense // (2 * d)  # keys at which attention (2d per key) costs as mu
 print(f"d = {d}: dense ≈ {dense:,} per frame; attention ≈ {2 * d} per key → equal at {crossover} keys = "
       f"{crossover / FRAME_HZ:.1f} s of 50 Hz frames")
 assert crossover == 9 * d
-""")
 
-md(r"""
-Below that the cached chunk's cost is nearly flat, as the wall clock shows (not checked: it depends on the CPU and
-its load):
-""")
+# %% [markdown]
+# Below that the cached chunk's cost is nearly flat, as the wall clock shows (not checked: it depends on the CPU and
+# its load):
 
-code(r"""
+# %%
 # NBVAL_IGNORE_OUTPUT
 for mode in work:
     ms = [round(1000 * s) for s in seconds[mode]]
     print(f"{mode:9s} ms per chunk: {ms}  (total {sum(ms)} ms for {len(tokens) / TOKEN_HZ:.1f} s of speech)")
-""")
 
-code(r"""
+# %%
 fig, ax = plt.subplots(1, 3, figsize=(13, 3.3))
 k = np.arange(1, K + 1)
 for mode, style in (("cached", "o-"), ("recompute", "s--")):
@@ -663,26 +601,24 @@ for a in ax:
     a.legend()
 plt.tight_layout()
 plt.show()
-""")
 
-# ----------------------------------------------------------------------------------------------- 6 exercises
-md(r"""
-## 6 · Exercises
 
-1. **A mask with a prompt.** For `attention_mask("chunk", 10, 4, prefix=3)` — a 3-token prompt, then chunks of 4 —
-   write down, without running it, how many keys each of the 10 queries sees. Set `seen` (a list of 10 integers).
-2. **The official chunk.** A stream with `chunk_tokens=25` (the official hop), this model's lookahead
-   $P$ = `cfg.lookahead` and a 10-token prompt: how many *new* tokens must arrive before the first mel frames come
-   out, and how many frames is that first packet? Set `new_tokens_needed` and `first_packet_frames`; the check
-   streams it for real.
-3. **A long utterance.** For $K = 20$ chunks of this model's $M$, how many estimator frames per ODE step does each
-   mode process over the whole utterance? Set `frames_cached` and `frames_recompute`.
+# %% [markdown]
+# ## 6 · Exercises
+#
+# 1. **A mask with a prompt.** For `attention_mask("chunk", 10, 4, prefix=3)` — a 3-token prompt, then chunks of 4 —
+#    write down, without running it, how many keys each of the 10 queries sees. Set `seen` (a list of 10 integers).
+# 2. **The official chunk.** A stream with `chunk_tokens=25` (the official hop), this model's lookahead
+#    $P$ = `cfg.lookahead` and a 10-token prompt: how many *new* tokens must arrive before the first mel frames come
+#    out, and how many frames is that first packet? Set `new_tokens_needed` and `first_packet_frames`; the check
+#    streams it for real.
+# 3. **A long utterance.** For $K = 20$ chunks of this model's $M$, how many estimator frames per ODE step does each
+#    mode process over the whole utterance? Set `frames_cached` and `frames_recompute`.
+#
+# Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
+# (and is what keeps the checks themselves honest in CI).
 
-Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
-(and is what keeps the checks themselves honest in CI).
-""")
-
-code(r"""
+# %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
 
@@ -711,33 +647,30 @@ def ex2_ok(new_tokens_needed, first_packet_frames):
 def ex3_ok(frames_cached, frames_recompute):
     return (frames_cached, frames_recompute) == (total_frames_per_step("cached", 20),
                                                  total_frames_per_step("recompute", 20))
-""")
 
-code(r"""
+
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with a list of 10 integers
 seen = None
 check("exercise 1", None if seen is None else ex1_ok(seen))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with integers
 new_tokens_needed = None    # new tokens pushed before the first non-empty packet
 first_packet_frames = None  # 50 Hz frames in that packet
 check("exercise 2", None if None in (new_tokens_needed, first_packet_frames)
       else ex2_ok(new_tokens_needed, first_packet_frames))
-""")
 
-code(r"""
+# %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with integers
 frames_cached = None     # Σ over the 20 chunks of the estimator frames per ODE step, cached
 frames_recompute = None  # … re-running the prefix
 check("exercise 3", None if None in (frames_cached, frames_recompute) else ex3_ok(frames_cached, frames_recompute))
-""")
 
-code(r"""
+# %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
 # 1: the prompt rows see the prompt (3 keys); chunk [3, 7) sees up to 7; the last, short chunk [7, 10) sees all 10.
@@ -750,24 +683,19 @@ results = [ex1_ok(sol1), ex2_ok(*sol2), ex3_ok(*sol3)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
 assert all(results)
-""", hidden=True)
 
-md(r"""
-## Summary
-
-* The four masks are one rule with four block sizes: full-causal (1), chunk-$M$, chunk-$2M$, non-causal ($\ge T$).
-  They nest, every query sees itself, padding hides keys only, and the token mask upsampled ×2 is the frame mask of
-  the same chunks. Training draws one per utterance, so one model serves offline and streaming synthesis.
-* The lookahead convolution (kernel $P + 1$, right-padded by $P$) is the model's only view past the end of a chunk:
-  chunk $k$ is final once the tokens up to its end **plus $P$** have arrived — $M + P$ tokens for the first packet
-  (19 for the tiny preset: 760 ms of speech → 600 ms of mel).
-* With fixed noise, a chunk-by-chunk run reproduces the offline chunk-masked mel to float rounding — both the cached
-  run (keys/values and conv inputs kept per ODE step) and the official re-run of the whole prefix.
-* The cache keeps the work per chunk flat (frames) or linear (attention); re-running the prefix makes chunk $k$ cost
-  $k + 1$ times as much.
-
-Next: notebook 05 turns the mel into a waveform — and streams that too.
-""")
-
-if __name__ == "__main__":
-    builder.main()
+# %% [markdown]
+# ## Summary
+#
+# * The four masks are one rule with four block sizes: full-causal (1), chunk-$M$, chunk-$2M$, non-causal ($\ge T$).
+#   They nest, every query sees itself, padding hides keys only, and the token mask upsampled ×2 is the frame mask of
+#   the same chunks. Training draws one per utterance, so one model serves offline and streaming synthesis.
+# * The lookahead convolution (kernel $P + 1$, right-padded by $P$) is the model's only view past the end of a chunk:
+#   chunk $k$ is final once the tokens up to its end **plus $P$** have arrived — $M + P$ tokens for the first packet
+#   (19 for the tiny preset: 760 ms of speech → 600 ms of mel).
+# * With fixed noise, a chunk-by-chunk run reproduces the offline chunk-masked mel to float rounding — both the cached
+#   run (keys/values and conv inputs kept per ODE step) and the official re-run of the whole prefix.
+# * The cache keeps the work per chunk flat (frames) or linear (attention); re-running the prefix makes chunk $k$ cost
+#   $k + 1$ times as much.
+#
+# Next: notebook 05 turns the mel into a waveform — and streams that too.
