@@ -33,9 +33,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from minicosy.flow.model import PRETRAINED_DIR, ChunkAwareFlow, FlowConfig  # noqa: E402
+from minicosy.flow.model import ChunkAwareFlow, FlowConfig  # noqa: E402
 from minicosy.flow.streaming import FlowStream  # noqa: E402
-from minicosy.utils import emit_json, machine_info  # noqa: E402
+from minicosy.utils import DEFAULT_CHECKPOINT, emit_json, machine_info  # noqa: E402
 
 
 def cached_chunk_seconds(model, tokens: torch.Tensor, M: int, P: int, n_chunks: int) -> list[float]:
@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    pretrained = (PRETRAINED_DIR / "flow.safetensors").is_file()
+    pretrained = (DEFAULT_CHECKPOINT / "flow.safetensors").is_file()
     if pretrained:
         model = ChunkAwareFlow.from_pretrained(device="cpu")
     else:  # the vocabulary of the committed speech tokenizer, as training would use

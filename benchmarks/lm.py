@@ -33,10 +33,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from minicosy.lm.generate import generate  # noqa: E402
-from minicosy.lm.model import PRETRAINED_DIR, LMConfig, TextSpeechLM  # noqa: E402
+from minicosy.lm.model import LMConfig, TextSpeechLM  # noqa: E402
 from minicosy.lm.sampling import SamplingConfig  # noqa: E402
 from minicosy.lm.sequence import KINDS  # noqa: E402
-from minicosy.utils import emit_json, machine_info  # noqa: E402
+from minicosy.utils import DEFAULT_CHECKPOINT, emit_json, machine_info  # noqa: E402
 
 
 def median_seconds(fn, repeats: int, sync=None) -> float:
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
-    pretrained = (PRETRAINED_DIR / "lm.safetensors").is_file()
+    pretrained = (DEFAULT_CHECKPOINT / "lm.safetensors").is_file()
     if pretrained:
         model = TextSpeechLM.from_pretrained(device="cpu")
     else:

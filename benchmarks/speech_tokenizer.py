@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from minicosy.audio import load_audio, tokenizer_features  # noqa: E402
 from minicosy.data.manifest import manifest_root, read_manifest  # noqa: E402
-from minicosy.speech_tokenizer.model import PRETRAINED_DIR, SAMPLE_RATE, SpeechTokenizer  # noqa: E402
-from minicosy.utils import FIXTURES_DIR, REPO_ROOT, emit_json, machine_info, pick_device  # noqa: E402
+from minicosy.speech_tokenizer.model import SAMPLE_RATE, SpeechTokenizer  # noqa: E402
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, REPO_ROOT, emit_json, machine_info, pick_device  # noqa: E402
 
-MODELS = {"fsq": PRETRAINED_DIR / "speech_tokenizer", "vq": PRETRAINED_DIR / "vq_tokenizer"}
+MODELS = {"fsq": DEFAULT_CHECKPOINT / "speech_tokenizer", "vq": DEFAULT_CHECKPOINT / "vq_tokenizer"}
 
 
 def fixture_speech() -> np.ndarray:

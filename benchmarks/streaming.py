@@ -2,18 +2,18 @@
 
 CosyVoice 2 §2.5 reports streaming latency as first-packet time (prompt processing, LM up to the
 first M + P tokens, one flow chunk, one vocoder chunk). This measures the same on
-:class:`minicosy.pipeline.MiniCosy`, zero-shot (ICL) with the held-out fixture clip nearest 3 s:
+:class:`minicosy.system.model.MiniCosy`, zero-shot (ICL) with the held-out fixture clip nearest 3 s:
 
 * ``first_packet``  — ``stream(text, voice)``: seconds from the call to the first audio chunk;
 * ``rtf``           — synthesis seconds / audio seconds, ``synthesize`` (offline) and ``stream``;
 * ``stages``        — prompt processing, LM prefill (first draw), LM per token, flow per chunk,
-  vocoder per chunk (medians from the stream's :class:`~minicosy.pipeline.Timing`);
+  vocoder per chunk (medians from the stream's :class:`~minicosy.system.timing.Timing`);
 * ``long_text``     — one stream over several sentences: the wall time between audio chunks and
   the flow's cost per chunk, by quarter of the chunk index (flat = cost per chunk does not grow,
   the point of the cached flow and of one vocoder stream across sentences).
 
 Uses the checkpoints in ``--checkpoint`` (default ``data/pretrained/tiny``); stages that are not
-trained yet are replaced by random-init ``tiny()`` models (:func:`minicosy.pipeline.write_untrained_checkpoint`)
+trained yet are replaced by random-init ``tiny()`` models (:func:`minicosy.testing.write_untrained_checkpoint`)
 and the JSON says so — their *costs* are those of the trained models, their *lengths* are not
 (a random LM stops at a random EOS or at the length cap). Each figure is the median of
 ``--repeats`` runs after a warm-up, on one thread by default (the CI machine is shared).
@@ -38,7 +38,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from minicosy.data.corpus import HELDOUT_VOICES  # noqa: E402
-from minicosy.pipeline import DEFAULT_DIR, STAGES, MiniCosy, VoiceReference, write_untrained_checkpoint  # noqa: E402
+from minicosy.system.frontend import VoiceReference  # noqa: E402
+from minicosy.system.model import DEFAULT_DIR, STAGES, MiniCosy  # noqa: E402
+from minicosy.testing import write_untrained_checkpoint  # noqa: E402
 from minicosy.utils import FIXTURES_DIR, emit_json, machine_info  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."

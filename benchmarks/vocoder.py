@@ -33,9 +33,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from minicosy.audio import log_mel  # noqa: E402
-from minicosy.utils import emit_json, machine_info  # noqa: E402
+from minicosy.utils import DEFAULT_CHECKPOINT, emit_json, machine_info  # noqa: E402
 from minicosy.vocoder.griffinlim import griffin_lim  # noqa: E402
-from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig  # noqa: E402
+from minicosy.vocoder.hift import Vocoder, VocoderConfig  # noqa: E402
 
 
 def speechlike(seconds: float, sr: int = 24000, seed: int = 0) -> np.ndarray:
@@ -95,7 +95,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
 
-    pretrained = (DEFAULT_PRETRAINED / "vocoder.safetensors").is_file()
+    pretrained = (DEFAULT_CHECKPOINT / "vocoder.safetensors").is_file()
     voc = Vocoder.from_pretrained(device="cpu") if pretrained else Vocoder(VocoderConfig.tiny()).eval()
     mel = log_mel(speechlike(args.seconds))[None]  # (1, 80, F)
     audio_s = mel.shape[-1] * 480 / 24000

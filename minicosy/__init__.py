@@ -11,6 +11,7 @@ Stages, one folder each, in pipeline order (each matches a notebook):
     lm/                text (+ prompt tokens) → 25 Hz speech tokens       notebook 02
     flow/              speech tokens + prompt mel + speaker → 50 Hz mel   notebooks 03, 04
     vocoder/           80-bin log-mel (50 Hz) → 24 kHz waveform           notebook 05
+    system/            MiniCosy: front end, synthesis and streaming, CLI  notebooks 06, 07
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ _PUBLIC = {
     "FlowConfig": "minicosy.flow.model",
     "ChunkAwareFlow": "minicosy.flow.model",
     "SpeakerEncoder": "minicosy.flow.speaker",
-    "MiniCosy": "minicosy.pipeline",
-    "VoiceReference": "minicosy.pipeline",
+    "MiniCosy": "minicosy.system.model",
+    "VoiceReference": "minicosy.system.frontend",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -1,5 +1,5 @@
 import sys
 
-from minicosy.cli import main
+from minicosy.system.cli import main
 
 sys.exit(main())

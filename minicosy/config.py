@@ -12,7 +12,17 @@ and it has two different mel front ends:
 * the **speech-tokenizer features**: 16 kHz audio, hop 160 (→ 100 frames/s), which two
   stride-2 convolutions bring down to the 25 Hz token rate.
 
-Everything is a plain ``@dataclass`` with named presets — no YAML object factories.
+Everything is a plain ``@dataclass`` with named presets — no YAML object factories. Every stage
+config (``LMConfig``, ``FlowConfig``, ``SpeakerConfig``, ``SpeechTokenizerConfig``,
+``VocoderConfig``) derives from :class:`StageConfig` and means the same thing by the same name:
+
+* the **bare constructor** ``XConfig()`` *is* ``XConfig.tiny()``: the CPU preset that the committed
+  checkpoints in ``data/pretrained/tiny`` were trained with;
+* ``XConfig.paper(**overrides)``: the published CosyVoice 2 sizes (built and costed; trainable on a GPU);
+* ``XConfig.tiny(**overrides)``: the same as the bare constructor, with fields replaced.
+
+:class:`TTSConfig` holds the rates every preset shares (the models shrink, the rates do not), so it
+has no presets.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2 and Table 1.
@@ -21,7 +31,8 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -71,10 +82,12 @@ class MelConfig:
 
 @dataclass(frozen=True)
 class TTSConfig:
-    """The public, top-level config (the seed's defaults).
+    """The public, top-level config: the rates shared by every stage and every preset.
 
     ``sample_rate`` is the output rate of the vocoder, ``frame_rate`` the mel frame rate of
-    the flow; the speech-token rate is fixed by the architecture at half of it.
+    the flow; the speech-token rate is fixed by the architecture at half of it. There are no
+    ``tiny()`` / ``paper()`` presets here: CosyVoice 2's rates (24 kHz, 80 bins, 50 Hz mel, 25 Hz
+    tokens) are the same in both, only the stage models (:class:`StageConfig`) change size.
     """
 
     sample_rate: int = 24000
@@ -106,12 +119,59 @@ class TTSConfig:
                          hop_length=self.hop_length, win_length=4 * self.hop_length,
                          n_mels=self.n_mels)
 
-    @classmethod
-    def tiny(cls) -> "TTSConfig":
-        """CPU preset: the rates do not shrink, only the models do (see each stage's presets)."""
-        return cls()
+
+def _jsonable(v):
+    """Tuples (nested too) → lists, as JSON stores them."""
+    return [_jsonable(x) for x in v] if isinstance(v, (list, tuple)) else v
+
+
+def _tuples(v):
+    """Lists (nested too) → tuples: how a tuple-valued config field comes back from JSON."""
+    return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
+
+
+class StageConfig:
+    """Base of the stage configs (plain ``@dataclass`` subclasses): presets and the JSON round trip.
+
+    A subclass sets ``what`` (its name in error messages), may override :meth:`paper`, and — if an
+    older minicosy wrote its checkpoints with other bare-constructor defaults — :meth:`legacy_defaults`.
+    """
+
+    what: ClassVar[str] = "stage config"
 
     @classmethod
-    def paper(cls) -> "TTSConfig":
-        """The published CosyVoice 2 rates: 24 kHz, 80 bins, 50 Hz mel, 25 Hz tokens."""
-        return cls()
+    def tiny(cls, **overrides):
+        """The CPU preset, the committed checkpoints' sizes: the bare constructor, fields replaced."""
+        return cls(**overrides)
+
+    @classmethod
+    def paper(cls, **overrides):
+        """The published CosyVoice 2 sizes (each stage defines them)."""
+        raise NotImplementedError(f"{cls.__name__} has no paper() preset.")
+
+    @classmethod
+    def legacy_defaults(cls) -> dict:
+        """The fields' defaults when checkpoints of the pre-``minicosy-checkpoint-1`` formats were
+        written: a field such a file lacks takes this value, not today's default. Empty: unchanged."""
+        return {}
+
+    def to_dict(self) -> dict:
+        """Every field, JSON-ready (tuples as lists)."""
+        return {k: _jsonable(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        """The config of :meth:`to_dict`'s dict; fields it lacks take the bare constructor's defaults.
+
+        Raises:
+            ValueError: ``d`` is not a dict or names a field this version does not know.
+        """
+        if not isinstance(d, dict):
+            raise ValueError(f"a {cls.what} must be a JSON object, got {type(d).__name__}.")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ValueError(f"unknown {cls.what} fields {unknown}: the checkpoint was written by another minicosy "
+                             f"version (or a field is misspelt); known fields: {sorted(known)}.")
+        tuple_fields = {n for n, f in known.items() if isinstance(f.default, tuple)}
+        return cls(**{k: _tuples(v) if k in tuple_fields else v for k, v in d.items()})

@@ -1,4 +1,8 @@
-"""Small helpers shared by every stage: device choice, seeding, paths, checkpoint files."""
+"""Small helpers shared by every stage: device choice, seeding, paths, checkpoint files.
+
+The checkpoint helpers (:func:`checkpoint_stem`, :func:`write_checkpoint`, :func:`read_checkpoint`,
+:func:`check_state_matches`) are the file layer under :class:`minicosy.checkpoint.CheckpointMixin`.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CORPUS_DIR = REPO_ROOT / "data" / "corpus"
 #: The small committed slice used by tests and notebooks.
 FIXTURES_DIR = REPO_ROOT / "data" / "fixtures"
+#: The committed checkpoint folder (the tiny preset): ``<stage>.json`` + ``<stage>.safetensors`` for the
+#: five stages and ``text_tokenizer.json`` (the contract: :mod:`minicosy.checkpoint`). Every
+#: ``from_pretrained()`` without a path reads from here.
+DEFAULT_CHECKPOINT = REPO_ROOT / "data" / "pretrained" / "tiny"
 
 
 def pick_device(requested: str | torch.device | None = None) -> torch.device:
@@ -105,16 +113,27 @@ def read_checkpoint(stem: Path, what: str, train_hint: str) -> tuple[dict, dict]
     """``(meta, state)`` of a :func:`write_checkpoint` pair.
 
     Raises:
-        ValueError: a file is missing (``"<what> file missing: <path>. <train_hint>"``).
+        ValueError: a file is missing (``"<what> file missing: <path>. <train_hint>"``), or truncated /
+            not JSON / not safetensors.
     """
     import json
 
     from safetensors.torch import load_file
 
+    stem = Path(stem)
     for p in (stem.with_suffix(".json"), stem.with_suffix(".safetensors")):
         if not p.is_file():
-            raise ValueError(f"{what} file missing: {p}. {train_hint}")
-    return json.loads(stem.with_suffix(".json").read_text()), load_file(str(stem.with_suffix(".safetensors")))
+            raise ValueError(f"{what} file missing: {p}. {train_hint}".rstrip())
+    try:
+        meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{stem}.json is not valid JSON ({exc}): truncated or not a {what}; re-export it.") from exc
+    try:
+        state = load_file(str(stem.with_suffix(".safetensors")))
+    except Exception as exc:  # safetensors raises its own error type for a damaged file
+        raise ValueError(f"cannot read {stem}.safetensors ({type(exc).__name__}: {exc}): truncated or not a "
+                         f"{what}; re-export it.") from exc
+    return meta, state
 
 
 def check_state_matches(expected: dict, state: dict, where) -> None:

@@ -370,7 +370,7 @@ fixtures_train = load_split(FIXTURES, "train")                      # cached 16 
 assert len(fixtures_train) == 12
 targets = [text_to_ids(d["text"]) for d in fixtures_train]
 small_cfg = SpeechTokenizerConfig(d_model=64, n_heads=2, enc1_layers=1, enc2_layers=1, fsq_dims=4, fsq_K=1,
-                                  dropout=0.0)
+                                  dropout=0.0, utterance_cmn=False)
 
 
 def fresh(cfg):

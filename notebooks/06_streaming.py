@@ -19,7 +19,7 @@
 # §2.4 (chunk-aware flow matching), §2.5 (latency of the streaming mode). Where minicosy departs from the official
 # runtime: `docs/paper_vs_code.md`, "Streaming runtime".
 #
-# **Code:** `minicosy/pipeline.py` (`MiniCosy.stream`, `Timing`), `minicosy/lm/generate.py` (`generate_bistream`),
+# **Code:** `minicosy/system/model.py` (`MiniCosy.stream`), `minicosy/system/timing.py` (`Timing`), `minicosy/lm/generate.py` (`generate_bistream`),
 # `minicosy/flow/streaming.py` (`FlowStream`), `minicosy/vocoder/hift.py` (`Vocoder.stream`).
 #
 # **Prerequisites:** notebook 02 (the LM's sequences), 04 (chunk masks, `FlowStream` = offline chunk-masked), 05 (the
@@ -45,14 +45,14 @@ from IPython.display import Audio, display
 
 from minicosy import MiniCosy, VoiceReference, log_mel, pick_device, seed_everything
 from minicosy.data.manifest import manifest_root
-from minicosy.demo import demo_items
 from minicosy.flow.model import align_tokens_and_frames
 from minicosy.lm.generate import generate, generate_bistream
 from minicosy.lm.sequence import build_sequence
-from minicosy.pipeline import Timing
+from minicosy.system.demo import demo_items
+from minicosy.system.frontend import MAX_WORDS
+from minicosy.system.timing import Timing
 from minicosy.text.normalize import split_sentences
 from minicosy.utils import FIXTURES_DIR, REPO_ROOT, slider_player
-from minicosy.voice import MAX_WORDS
 
 CHECKPOINT = os.environ.get("MINICOSY_CHECKPOINT") or None  # None: the committed data/pretrained/tiny
 if CHECKPOINT:
@@ -74,7 +74,7 @@ print(f"LM block N:M = {N_LM}:{M_LM} | flow chunk M = {M} tokens, lookahead P = 
 
 # %% [markdown]
 # The voice for this notebook is a **held-out** one (`mbrola_us3`, never heard in training): the prompt clip and its
-# transcript come from the committed fixtures, chosen by the same rule as `make demo` (`minicosy.demo.demo_items`).
+# transcript come from the committed fixtures, chosen by the same rule as `make demo` (`minicosy.system.demo.demo_items`).
 # A first, short request warms the system up — imports and first-call allocations — so that the timings below are
 # those of a running server, not of Python loading libraries.
 
@@ -341,7 +341,7 @@ toks_p, mel_p = align_tokens_and_frames(toks_p, mel_p, UP)  # exactly UP frames 
 spk_p = model.speaker.embed(mel_p)  # (spk_dim,)
 steps["speaker vector"] = time.perf_counter() - t
 
-ref = model._prompt(voice, None)  # the pipeline's own prompt processing
+ref = model.frontend.prompt(voice)  # the front end's own prompt processing
 assert torch.equal(toks_p, ref.flow_tokens) and torch.equal(mel_p, ref.flow_mel) and torch.allclose(spk_p, ref.spk)
 assert ref.lm_tokens == toks_p.tolist() and ref.lm_text == voice.transcript  # the LM gets the same tokens + transcript
 print(f"prompt: {len(toks_p)} tokens, mel {tuple(mel_p.shape)}, speaker vector ({spk_p.numel()},) — equal to MiniCosy's")

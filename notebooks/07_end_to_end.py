@@ -17,7 +17,7 @@
 #
 # **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.6 (the inference scenarios: ICL, cross-lingual, SFT; Fig. 2),
 # §3.3 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
-# must be independent: DESIGN.md §4 and `minicosy/judges.py`.
+# must be independent: `docs/paper_vs_code.md` §4 and `minicosy/judges.py`.
 #
 # **Prerequisites:** none to *use* it; notebooks 00–06 explain every stage, 06 the streaming loop.
 #
@@ -42,10 +42,10 @@ from IPython.display import Audio, Markdown, display
 
 from minicosy import MiniCosy, VoiceReference, load_audio, log_mel, pick_device, seed_everything
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.demo import demo_items
 from minicosy.judges import intelligibility, wer
 from minicosy.lm.generate import generate
-from minicosy.tts_eval import checkpoint_info, cosine, embed, eval_markdown
+from minicosy.system.demo import demo_items
+from minicosy.system.evaluate import checkpoint_info, cosine, embed, eval_markdown
 from minicosy.utils import FIXTURES_DIR, REPO_ROOT
 
 CHECKPOINT = os.environ.get("MINICOSY_CHECKPOINT") or None  # None: the committed data/pretrained/tiny
@@ -119,7 +119,7 @@ assert model.flow.cfg.spk_dim == model.speaker.cfg.emb_dim and model.vocoder.cfg
 # | `stream(text, voice or speaker)` | **streaming** (either of the above) | the $N{:}M$ interleaved layout | chunk by chunk (notebook 06) |
 #
 # The voices to clone are **held out** — never heard in training — with prompts and texts from the committed fixtures,
-# chosen by the same rule as `make demo` (`minicosy.demo.demo_items`): the prompt is one clip of the voice with its
+# chosen by the same rule as `make demo` (`minicosy.system.demo.demo_items`): the prompt is one clip of the voice with its
 # transcript, the text a test sentence the prompt does not say. The SFT voices are training voices reading their own
 # test sentences.
 
@@ -210,7 +210,7 @@ plt.show()
 # ## 3 · Judged by models we did not train
 #
 # A number about speech quality means something only if it comes from a model this project did not train
-# (DESIGN.md §4):
+# (`docs/paper_vs_code.md` §4):
 #
 # * **Intelligibility** — PocketSphinx (its wheel ships an English model) transcribes; `jiwer` scores the word error
 #   rate $\text{WER} = (S + D + I)/N$ against the text. PocketSphinx is weak — it misses words of *real* recordings
@@ -413,7 +413,7 @@ else:
 # repairable input is repaired — an 8 kHz prompt is resampled (with a warning: it has nothing above 4 kHz, the clone
 # will sound muffled), a stereo prompt is averaged to mono, float64 is cast, characters of other scripts are removed
 # with a warning that names them. The same policy holds on the command line (`minicosy synth`/`stream`: one line,
-# exit code 2, no file written half) — `tests/test_pipeline.py` and `tests/test_cli.py` hold the full table.
+# exit code 2, no file written half) — `tests/test_system_model.py` and `tests/test_cli.py` hold the full table.
 
 # %% [markdown]
 # ## 6 · The system evaluation

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from minicosy.cli import build_parser, command_table, main
+from minicosy.system.cli import add_synth_args, build_parser, cli_stream, cli_synth, command_table, main
 from minicosy.utils import REPO_ROOT
 
 PARSER = build_parser()
@@ -63,3 +63,55 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, tmp_path):
 def test_group_without_a_command_prints_its_help(capsys):
     assert main(["train"]) == 2
     assert "tokenizer" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- synth, stream
+
+
+CLIP = REPO_ROOT / "data" / "fixtures" / "audio" / "festival_kal" / "festival_kal-valid-00000.flac"
+CLIP_TEXT = "Adam and Kevin are good friends."
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    from minicosy.testing import write_untrained_checkpoint
+
+    return write_untrained_checkpoint(tmp_path_factory.mktemp("ckpt"), "micro")
+
+
+def _args(ckpt, out, *extra):
+    p = argparse.ArgumentParser()
+    add_synth_args(p)
+    return p.parse_args(["--text", "Hi there.", "--out", str(out), "--checkpoint", str(ckpt), "--device", "cpu",
+                         *extra])
+
+
+def test_cli_synth_and_stream_write_whole_files(ckpt, tmp_path, capsys):
+    import soundfile as sf
+
+    out = tmp_path / "a.wav"
+    assert cli_synth(_args(ckpt, out, "--prompt-wav", str(CLIP), "--prompt-text", CLIP_TEXT)) == 0
+    wav, sr = sf.read(out)
+    assert sr == 24000 and wav.size and "RTF" in capsys.readouterr().out
+    out2 = tmp_path / "b.flac"
+    assert cli_stream(_args(ckpt, out2, "--speaker", "flite_slt")) == 0
+    assert "first packet after" in capsys.readouterr().out and sf.read(out2)[0].size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.flac"]  # no partial files left
+
+
+@pytest.mark.parametrize("extra, match", [
+    (["--out-dir-missing"], "does not exist"), (["--prompt-text", "hello"], "needs --prompt-wav"),
+])
+def test_cli_bad_arguments(ckpt, tmp_path, extra, match):
+    out = tmp_path / "missing" / "x.wav" if extra == ["--out-dir-missing"] else tmp_path / "x.wav"
+    args = _args(ckpt, out, *([] if extra == ["--out-dir-missing"] else extra))
+    with pytest.raises(ValueError, match=match):
+        cli_synth(args)
+    assert not list(tmp_path.iterdir())
+
+
+def test_synth_and_stream_are_commands_with_one_line_errors(capsys, tmp_path):
+    assert {"synth", "stream"} <= set(COMMANDS)
+    assert main(["synth", "--text", "hi", "--out", str(tmp_path / "no" / "x.wav")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minicosy: error:") and err.count("\n") == 1 and "does not exist" in err

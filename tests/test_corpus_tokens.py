@@ -7,8 +7,8 @@ import torch
 
 from minicosy.data.manifest import manifest_root, read_manifest, write_manifest
 from minicosy.speech_tokenizer.corpus_tokens import build_token_cache, load_token_cache, tokenizer_checksum
-from minicosy.speech_tokenizer.model import PRETRAINED_DIR, SpeechTokenizer
-from minicosy.utils import FIXTURES_DIR
+from minicosy.speech_tokenizer.model import SpeechTokenizer
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR
 
 
 @pytest.fixture()
@@ -42,7 +42,7 @@ def test_a_cache_from_another_tokenizer_is_refused(small_corpus, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     for suffix in (".json", ".safetensors"):
-        shutil.copy(PRETRAINED_DIR / f"vq_tokenizer{suffix}", other / f"speech_tokenizer{suffix}")
+        shutil.copy(DEFAULT_CHECKPOINT / f"vq_tokenizer{suffix}", other / f"speech_tokenizer{suffix}")
     assert tokenizer_checksum(other) != tokenizer_checksum()
     build_token_cache(root, tokenizer=other, progress=False)
     with pytest.raises(ValueError, match="another speech tokenizer"):

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from minicosy import judges
-from minicosy.cli import main
 from minicosy.flow import evaluate as fe
 from minicosy.flow.model import ChunkAwareFlow
 from minicosy.flow.speaker import SpeakerEncoder
+from minicosy.system.cli import main
 from minicosy.utils import FIXTURES_DIR
 from minicosy.vocoder.hift import Vocoder
 
@@ -25,7 +25,7 @@ VOICES = ["flite_awb", "mbrola_us3"]  # one train, one held-out voice; each has 
 
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
-    from minicosy.pipeline import write_untrained_checkpoint
+    from minicosy.testing import write_untrained_checkpoint
 
     return write_untrained_checkpoint(tmp_path_factory.mktemp("flow_eval"), "micro")
 

@@ -113,7 +113,7 @@ def test_train_flow_resume_export(corpus, tmp_path):
     run = tmp_path / "run"
     model = train_flow(cfg, tc, corpus / "manifest.jsonl", run, speaker=spk, device="cpu", progress=False,
                        log=lambda m: None)
-    rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    rows = [r for r in map(json.loads, (run / "log.jsonl").read_text().splitlines()) if "valid_loss" in r]
     assert [r["step"] for r in rows] == [2, 3] and all(r["valid_loss"] > 0 for r in rows)
     assert float(model.mel_std.min()) > 0 and float(model.mel_mean.mean()) < -1  # log-mel stats were measured
     tc.max_steps = 5
@@ -123,7 +123,7 @@ def test_train_flow_resume_export(corpus, tmp_path):
     assert saved["state"]["step"] == 5
     loaded = ChunkAwareFlow.from_pretrained(tmp_path / "export", device="cpu")
     meta = json.loads((tmp_path / "export" / "flow.json").read_text())
-    assert meta["trained"]["steps"] == 5 and meta["dtype"] in ("fp16", "fp32")
+    assert meta["trained"]["steps"] == 5 and meta["dtype"] in ("fp16", "fp32", "float16", "float32")
     assert loaded.inference(torch.arange(8), n_steps=2).shape == (80, 16)
     with pytest.raises(ValueError, match="another config"):
         train_flow(micro(vocab_size=cfg.vocab_size, d_est=32), tc, corpus / "manifest.jsonl", run, speaker=spk,
@@ -139,7 +139,7 @@ def test_heldout_voices_never_train():
 
 
 def test_cli_registers_flow_and_speaker():
-    from minicosy.cli import build_parser
+    from minicosy.system.cli import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["train", "flow", "--preset", "tiny", "--corpus", "c", "--out", "o", "--resume",

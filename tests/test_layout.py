@@ -2,16 +2,17 @@
 
 Layers, lowest first (a module may import its own layer or a lower one, never a higher one):
 
-    0  base       minicosy.config, .audio, .utils, .nn, .training
+    0  base       minicosy.config, .audio, .utils, .nn, .training, .checkpoint
     1  data/text  minicosy.data.*, minicosy.text.*
     2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
                   .griffinlim, lm.*, flow.*), and minicosy.judges
     3  training   each stage's train / evaluate / corpus_tokens modules
-    4  top        minicosy.pipeline (+ .voice, its input checks), .demo, .tts_eval, .train_all, .cli,
-                  .__main__
+    4  system     minicosy.system: 4 its front end and timing, 5 the model (MiniCosy), 6 what runs
+                  it (evaluate, demo, recipe) and minicosy.testing, 7 the CLI and minicosy.__main__
 
-So a model module never imports its trainer, nothing imports the CLI, and import circles are
-refused even when the import hides inside a function.
+So a model module never imports its trainer, a stage never imports the system above it, the system
+composes the stages, nothing imports the CLI, and import circles are refused even when the import
+hides inside a function.
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ from minicosy.utils import REPO_ROOT
 PKG = REPO_ROOT / "minicosy"
 STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
 TRAINING = {"train", "evaluate", "corpus_tokens"}
-TOP = {"minicosy.pipeline", "minicosy.voice", "minicosy.demo", "minicosy.tts_eval", "minicosy.train_all", "minicosy.cli",
-       "minicosy.__main__"}
-BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training"}
+SYSTEM = {"minicosy.system": 4, "minicosy.system.frontend": 4, "minicosy.system.timing": 4, "minicosy.system.model": 5,
+          "minicosy.system.evaluate": 6, "minicosy.system.demo": 6, "minicosy.system.recipe": 6, "minicosy.testing": 6,
+          "minicosy.system.cli": 7, "minicosy.__main__": 7}
+BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training",
+        "minicosy.checkpoint"}
+CLI = "minicosy.system.cli"
 
 
 def layer(module: str) -> int:
     parts = module.split(".")
     if module in BASE:
         return 0
-    if module in TOP:
-        return 4
+    if module in SYSTEM:
+        return SYSTEM[module]
     if module == "minicosy.judges":
         return 2
     if len(parts) >= 2 and parts[1] in ("data", "text"):
@@ -91,7 +95,7 @@ def violations(sources: dict[str, str]) -> list[str]:
     bad = []
     for m, deps in graph.items():
         for d in deps:
-            if d == "minicosy.cli" and m != "minicosy.__main__":
+            if d == CLI and m != "minicosy.__main__":
                 bad.append(f"{m} imports the CLI")
             elif layer(d) > layer(m):
                 bad.append(f"{m} (layer {layer(m)}) imports {d} (layer {layer(d)})")
@@ -133,12 +137,30 @@ def test_checker_catches_a_model_importing_its_trainer(model, trainer):
 
 def test_checker_catches_an_import_of_the_cli():
     sources = module_sources()
-    sources["minicosy.data.corpus"] += "\nimport minicosy.cli\n"
-    assert any("minicosy.data.corpus imports the CLI" in v for v in violations(sources))
+    sources["minicosy.system.demo"] += "\nimport minicosy.system.cli\n"
+    assert any("minicosy.system.demo imports the CLI" in v for v in violations(sources))
+
+
+@pytest.mark.parametrize("stage, system", [
+    ("minicosy.flow.model", "minicosy.system.frontend"),  # a model module reaching up to the system
+    ("minicosy.lm.train", "minicosy.system.model"),  # a trainer too
+    ("minicosy.system.frontend", "minicosy.system.model"),  # the front end under the model it serves
+])
+def test_checker_catches_an_import_of_the_system_from_below(stage, system):
+    sources = module_sources()
+    sources[stage] += f"\n\ndef _late():\n    import {system}  # noqa\n"
+    assert any(v.startswith(f"{stage} (layer") and v.endswith(f"imports {system} (layer {layer(system)})")
+               for v in violations(sources))
+
+
+def test_the_old_flat_system_modules_are_gone():
+    sources = module_sources()
+    for old in ("pipeline", "voice", "demo", "tts_eval", "train_all", "cli"):
+        assert f"minicosy.{old}" not in sources, f"minicosy/{old}.py came back: it lives in minicosy/system/ now"
 
 
 def test_stage_folders_have_docstrings_and_no_eager_imports():
-    for stage in ["data", "text"] + sorted(STAGES):
+    for stage in ["data", "text", "system"] + sorted(STAGES):
         init = PKG / stage / "__init__.py"
         if not init.is_file():
             continue  # a stage that has not landed yet

@@ -12,8 +12,20 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicosy.lm.sequence import (IGNORE, build_sequence, can_stream, eos_id, fill_id, head_size, target_ids,
-                                  to_tensors, use_streaming)
+from minicosy.lm.model import LMConfig
+from minicosy.lm.sequence import (
+    IGNORE,
+    M_SPEECH,
+    N_TEXT,
+    build_sequence,
+    can_stream,
+    eos_id,
+    fill_id,
+    head_size,
+    target_ids,
+    to_tensors,
+    use_streaming,
+)
 from minicosy.text.chars import ALPHABET, CharTokenizer
 
 SOS, TASK, EOS, FILL = ("sos", None), ("task", None), ("eos", None), ("fill", None)
@@ -52,7 +64,7 @@ def test_streaming_paper_ratio_two_blocks():
     """n=5, m=15, 12 text tokens, 40 speech: blocks [t0..t4 | s0..s14], [t5..t9 | s15..s29],
     leftover t10 t11, TASK, s30..s39, EOS."""
     text, speech = list(range(100, 112)), list(range(40))
-    inputs, targets = build_sequence(text, speech, streaming=True)
+    inputs, targets = build_sequence(text, speech, streaming=True, n=N_TEXT, m=M_SPEECH)
     expect_in = ([SOS] + [T(t) for t in text[:5]] + [S(s) for s in speech[:15]]
                  + [T(t) for t in text[5:10]] + [S(s) for s in speech[15:30]]
                  + [T(t) for t in text[10:]] + [TASK] + [S(s) for s in speech[30:]])
@@ -88,10 +100,46 @@ def test_streaming_without_full_block_equals_non_streaming():
 ])
 def test_bad_input(text, speech, streaming, match):
     if match is None:
-        build_sequence(text, speech, streaming)
+        build_sequence(text, speech, streaming, n=5, m=15)
     else:
         with pytest.raises(ValueError, match=match):
-            build_sequence(text, speech, streaming)
+            build_sequence(text, speech, streaming, n=5, m=15)
+
+
+def test_mix_ratio_has_no_silent_default():
+    """The bug: n, m defaulted to the paper's 5:15 while the tiny LM is 15:15, so a call without
+    them built a streaming layout the model never saw. Now the streaming layout, ``can_stream``
+    and ``use_streaming`` refuse to guess; the non-streaming layout does not depend on N:M."""
+    text, speech = list(range(100, 130)), list(range(100))
+    with pytest.raises(ValueError, match="n=model.cfg.mix_n, m=model.cfg.mix_m"):
+        build_sequence(text, speech, streaming=True)
+    with pytest.raises(ValueError, match="mix ratio"):
+        build_sequence(text, speech, streaming=True, n=5)
+    with pytest.raises(ValueError, match="must be positive"):
+        build_sequence(text, speech, streaming=False, n=0, m=15)
+    with pytest.raises(TypeError):
+        can_stream(30, 60)
+    with pytest.raises(TypeError):
+        use_streaming(30, 60, random.Random(0), 0.5, 5, 15)  # n, m are keyword-only: no positional mix-up with p
+    assert build_sequence(text, speech, False) == build_sequence(text, speech, False, n=5, m=15)
+    # the tiny preset's own ratio is not the paper's: the two layouts differ for the same utterance
+    cfg = LMConfig.tiny()
+    assert (cfg.mix_n, cfg.mix_m) != (N_TEXT, M_SPEECH)
+    ours = build_sequence(text, speech, True, cfg.mix_n, cfg.mix_m)
+    assert ours != build_sequence(text, speech, True, N_TEXT, M_SPEECH)
+    assert sum(t == FILL for t in ours[1]) == len(text) // cfg.mix_n
+
+
+def test_trainer_uses_the_models_ratio():
+    """make_example builds every streaming sequence with the config's N:M (one FILL per full block of mix_n)."""
+    from minicosy.lm.train import make_example
+
+    tok = CharTokenizer()
+    cfg = LMConfig(mix_n=4, mix_m=6)
+    d = {"voice": "v", "text_ids": list(range(8, 20)), "speech": list(range(40))}
+    rng = random.Random(0)
+    fills = {sum(t == FILL for t in make_example(d, tok, cfg, rng, 1.0, 0.0)[1]) for _ in range(5)}
+    assert fills == {12 // 4}
 
 
 def test_target_ids_and_tensors():
@@ -107,11 +155,12 @@ def test_target_ids_and_tensors():
 
 
 def test_streaming_rule_and_mixing():
-    assert can_stream(5, 16) and not can_stream(5, 15) and not can_stream(0, 10)
+    assert can_stream(5, 16, 5, 15) and not can_stream(5, 15, 5, 15) and not can_stream(0, 10, 5, 15)
+    assert can_stream(5, 6, 1, 1) and not can_stream(5, 5, 1, 1)  # the ratio matters: 15:15 is 1:1
     rng = random.Random(0)
-    picks = [use_streaming(10, 40, rng) for _ in range(400)]
+    picks = [use_streaming(10, 40, rng, n=5, m=15) for _ in range(400)]
     assert 150 < sum(picks) < 250  # p = 0.5
-    assert not any(use_streaming(10, 20, rng) for _ in range(50))  # 20/10 < 15/5: never
+    assert not any(use_streaming(10, 20, rng, n=5, m=15) for _ in range(50))  # 20/10 < 15/5: never
 
 
 # ----------------------------------------------------------------------------- properties

@@ -51,6 +51,6 @@ def test_debian_install_names_every_engine_package():
 
 
 def test_console_entry_points():
-    assert _pyproject()["project"]["scripts"]["minicosy"] == "minicosy.cli:main"
+    assert _pyproject()["project"]["scripts"]["minicosy"] == "minicosy.system.cli:main"
     out = subprocess.run([sys.executable, "-m", "minicosy", "--help"], capture_output=True, text=True, cwd=REPO_ROOT)
     assert out.returncode == 0 and "data" in out.stdout and "eval" in out.stdout

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from minicosy.data.manifest import Utterance, write_manifest
-from minicosy.speech_tokenizer.model import (PRETRAINED_DIR, SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
+from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
                                        ids_to_text, normalize_transcript, text_to_ids)
 from minicosy.speech_tokenizer.evaluate import evaluate_tokenizer
 from minicosy.speech_tokenizer.train import (TrainConfig, cer, load_split,
                                              make_batches, run_model, train_tokenizer)
-from minicosy.utils import FIXTURES_DIR
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR
 
 
 def micro(quantizer="fsq"):
@@ -103,7 +103,7 @@ def test_utterance_cmn_removes_a_fixed_gain():
     a, _ = cmn.pad_features([f])
     b, _ = cmn.pad_features([f + 3.0])
     assert torch.allclose(a, b, atol=1e-5) and a[0].mean(dim=1).abs().max() < 1e-5
-    plain = SpeechTokenizer(SpeechTokenizerConfig.tiny())
+    plain = SpeechTokenizer(SpeechTokenizerConfig.tiny(utterance_cmn=False))
     assert not torch.allclose(plain.pad_features([f])[0], plain.pad_features([f + 3.0])[0])
 
 
@@ -217,7 +217,7 @@ def test_train_resume_export_eval(corpus, tmp_path):
 
 
 def test_cli_registered():
-    from minicosy.cli import build_parser
+    from minicosy.system.cli import build_parser
     from minicosy.speech_tokenizer import evaluate, train
 
     args = build_parser().parse_args(["train", "tokenizer", "--preset", "tiny", "--quantizer", "vq", "--resume",
@@ -282,13 +282,13 @@ def test_cross_voice_agreement_separates_content_from_speaker():
 
 @pytest.mark.parametrize("name,quantizer", [("speech_tokenizer", "fsq"), ("vq_tokenizer", "vq")])
 def test_committed_tiny_checkpoint(name, quantizer):
-    if not (PRETRAINED_DIR / f"{name}.safetensors").is_file():
+    if not (DEFAULT_CHECKPOINT / f"{name}.safetensors").is_file():
         pytest.skip(f"{name} not trained yet")
-    m = SpeechTokenizer.from_pretrained(None if name == "speech_tokenizer" else PRETRAINED_DIR / name, device="cpu")
+    m = SpeechTokenizer.from_pretrained(None if name == "speech_tokenizer" else DEFAULT_CHECKPOINT / name, device="cpu")
     # the tiny preset's sizes; utterance_cmn joined the preset after the corpus-v1 checkpoint was trained
     assert m.cfg.quantizer == quantizer and m.cfg == SpeechTokenizerConfig.tiny().__class__(
         **{**SpeechTokenizerConfig.tiny().to_dict(), "quantizer": quantizer, "utterance_cmn": m.cfg.utterance_cmn})
-    assert (PRETRAINED_DIR / f"{name}.safetensors").stat().st_size < 8e6
+    assert (DEFAULT_CHECKPOINT / f"{name}.safetensors").stat().st_size < 8e6
     w = tone(16000 * 2)
     t = m.encode(w)
     assert t.shape == (50,) and torch.equal(t, m.encode(w))

@@ -204,7 +204,7 @@ def test_save_load(tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    """Run `minicosy text ...` through tt.register_cli alone (as minicosy.cli.main does)."""
+    """Run `minicosy text ...` through tt.register_cli alone (as minicosy.system.cli.main does)."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="minicosy")

@@ -16,13 +16,13 @@ import torch
 from minicosy.audio import load_audio, log_mel
 from minicosy.config import MelConfig
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.utils import FIXTURES_DIR, seed_everything
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, seed_everything
 from minicosy.vocoder.griffinlim import griffin_lim, istft_frames, mel_to_magnitude, stft_frames
-from minicosy.vocoder.hift import DEFAULT_PRETRAINED, HarmonicSource, Snake, Vocoder, VocoderConfig
+from minicosy.vocoder.hift import HarmonicSource, Snake, Vocoder, VocoderConfig
 from minicosy.vocoder import evaluate as vocoder_eval
 from minicosy.vocoder import train as vt
 
-HAS_CKPT = (DEFAULT_PRETRAINED / "vocoder.safetensors").is_file()
+HAS_CKPT = (DEFAULT_CHECKPOINT / "vocoder.safetensors").is_file()
 
 
 def _speechlike(seconds=1.0, f0=140.0, sr=24000, seed=0):
@@ -214,7 +214,7 @@ def test_save_load_roundtrip(tmp_path, untrained):
 
 
 def test_missing_and_mismatched_checkpoints(tmp_path, untrained):
-    with pytest.raises(ValueError, match="no vocoder checkpoint"):
+    with pytest.raises(ValueError, match="vocoder checkpoint file missing"):
         Vocoder.from_pretrained(tmp_path / "nothing")
     untrained.save(tmp_path / "v")
     info = json.loads((tmp_path / "v" / "vocoder.json").read_text())
@@ -224,7 +224,7 @@ def test_missing_and_mismatched_checkpoints(tmp_path, untrained):
         Vocoder.from_pretrained(tmp_path / "v")
     info["config"]["colour"] = "blue"
     (tmp_path / "v" / "vocoder.json").write_text(json.dumps(info))
-    with pytest.raises(ValueError, match="unknown fields"):
+    with pytest.raises(ValueError, match="unknown vocoder config fields"):
         Vocoder.from_pretrained(tmp_path / "v")
 
 
@@ -326,7 +326,7 @@ def test_pyin_targets_align_with_mel_frames():
 
 
 def test_cli_registers_train_and_eval():
-    from minicosy.cli import build_parser
+    from minicosy.system.cli import build_parser
 
     args = build_parser().parse_args(["train", "vocoder", "--preset", "tiny", "--max-steps", "1", "--corpus", "c",
                                       "--out", "runs/x", "--export", "e", "--resume", "--init-from", "d",

@@ -1,6 +1,6 @@
 """Flow evaluation: ground-truth speech tokens → flow mel under each mask → committed vocoder, judged.
 
-Stage: measuring the chunk-aware flow (issue 11 "Quality", DESIGN.md §4), CosyVoice 2 §2.4 and the
+Stage: measuring the chunk-aware flow (docs/paper_vs_code.md §4), CosyVoice 2 §2.4 and the
 streaming-vs-offline comparison of its Table 8. For the first ``per_voice`` test utterances of each
 voice (by id) the flow gets the utterance's **ground-truth tokens** (the corpus token cache), a
 **prompt** — another recording of the same voice: its tokens, its log-mel and the speaker vector of
@@ -52,7 +52,7 @@ from minicosy.audio import load_audio, log_mel
 from minicosy.data.corpus import HELDOUT_VOICES, TRAIN_VOICES
 from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.flow.matching import GUIDANCE, N_STEPS
-from minicosy.flow.model import PRETRAINED_DIR, ChunkAwareFlow, align_tokens_and_frames
+from minicosy.flow.model import ChunkAwareFlow, align_tokens_and_frames
 from minicosy.flow.speaker import SpeakerEncoder
 from minicosy.judges import (
     JUDGE_SR,
@@ -62,7 +62,7 @@ from minicosy.judges import (
     try_speaker_embedding,
     voice_centroids,
 )
-from minicosy.utils import DEFAULT_CORPUS_DIR
+from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR
 from minicosy.vocoder.hift import Vocoder
 
 SR = 24000  # the flow's mel and the vocoder's audio
@@ -374,7 +374,7 @@ def register_cli(groups) -> None:
     """``minicosy eval flow``."""
     p = groups["eval"].add_parser("flow", help="WER / similarity of the flow (ground-truth tokens, four masks) "
                                   "through the vocoder, beside copy synthesis")
-    p.add_argument("--checkpoint", default=str(PRETRAINED_DIR / "flow"),
+    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT / "flow"),
                    help="flow stem (default data/pretrained/tiny/flow); speaker encoder and vocoder default to "
                         "its folder")
     p.add_argument("--speaker", default=None, help="speaker encoder stem (default <checkpoint folder>/speaker)")

@@ -1,6 +1,6 @@
 """The chunk-aware causal flow-matching model: 25 Hz speech tokens → 80-bin log-mel at 50 Hz.
 
-Stage: flow matching (DESIGN.md §1–2), CosyVoice 2 §2.4, Eq. 3, Fig. 2.
+Stage: flow matching (docs/paper_vs_code.md §1–2), CosyVoice 2 §2.4, Eq. 3, Fig. 2.
 
 ::
 
@@ -44,71 +44,72 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minicosy.checkpoint import CheckpointMixin
+from minicosy.config import StageConfig
 from minicosy.flow.masks import attention_mask, upsample_mask
 from minicosy.flow.matching import GUIDANCE, N_STEPS, FixedNoise, euler_solve, guided_velocity
 from minicosy.nn import Block
-from minicosy.utils import REPO_ROOT, checkpoint_stem
+from minicosy.utils import DEFAULT_CHECKPOINT
 
-PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
+PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 FP16_TOLERANCE = 1e-2  # largest |Δ log-mel| an fp16 export may cause (≈ 0.04 dB), else fp32
 
 
 @dataclass
-class FlowConfig:
-    vocab_size: int = 6561  # speech codebook size; training reads it from the speech tokenizer
+class FlowConfig(StageConfig):
+    """Sizes of the flow. The bare constructor is :meth:`tiny` (the committed checkpoint's preset,
+    ~2.4 M parameters); :meth:`paper` gives the published widths."""
+
+    what = "flow config"
+
+    vocab_size: int = 243  # speech codebook size (the committed tiny FSQ: 3^5); training reads it from the tokenizer
     n_mels: int = 80
     up: int = 2  # mel frames per token: 25 Hz tokens → 50 Hz mel
     lookahead: int = 4  # P future tokens seen by the lookahead conv (paper: 4; official code: 3)
-    d_enc: int = 512
-    enc_heads: int = 8
-    enc_pre_layers: int = 6  # blocks at 25 Hz, before the upsampling
-    enc_post_layers: int = 4  # blocks at 50 Hz, after it
-    d_est: int = 256
+    d_enc: int = 128  # paper: 512
+    enc_heads: int = 4  # paper: 8
+    enc_pre_layers: int = 2  # blocks at 25 Hz, before the upsampling (paper: 6)
+    enc_post_layers: int = 2  # blocks at 50 Hz, after it (paper: 4)
+    d_est: int = 128  # paper: 256
     est_heads: int = 4
-    est_layers: int = 12  # (causal ResNet block, transformer block) pairs
+    est_layers: int = 4  # (causal ResNet block, transformer block) pairs (paper: 12)
     conv_kernel: int = 3  # estimator's causal convs
     ff_mult: int = 4
-    time_dim: int = 256  # sinusoidal time embedding
-    spk_dim: int = 192  # speaker vector (official: CAM++ x-vector, 192)
-    dropout: float = 0.1
-    chunk_tokens: int = 25  # M: chunk of the chunk-M mask and the streaming hop (official: 25)
-    max_frames: int = 15000  # pre-drawn noise: 300 s at 50 Hz (as the official code)
+    time_dim: int = 64  # sinusoidal time embedding (paper: 256)
+    spk_dim: int = 128  # speaker vector (the tiny speaker encoder's; official: CAM++ x-vector, 192)
+    dropout: float = 0.05  # paper: 0.1
+    chunk_tokens: int = 15  # M: chunk of the chunk-M mask and the streaming hop (official: 25)
+    max_frames: int = 3000  # pre-drawn noise: 60 s at 50 Hz (paper: 15000, 300 s, as the official code)
     noise_seed: int = 0
-
-    @classmethod
-    def paper(cls) -> "FlowConfig":
-        """The published widths (encoder 512 × 6 + 4 blocks, estimator 256), ~54 M parameters;
-        constructed, not trained here."""
-        return cls()
 
     @classmethod
     def tiny(cls, **overrides) -> "FlowConfig":
         """~2.4 M parameters with a 243-code tokenizer, sized to train within 2 h on 2 CPU cores
-        (≈ 1.2–1.7 s a step of 3,000 frames on one shared thread). ``vocab_size`` is not part of
-        the preset: pass the tokenizer's ``codebook_size``. Chunk M = 15 tokens (0.6 s, the paper's
-        Table 8 hop), since corpus utterances last 2–4 s: a 25-token chunk would make chunk-M and
-        chunk-2M masks nearly non-causal."""
-        base = dict(d_enc=128, enc_heads=4, enc_pre_layers=2, enc_post_layers=2, d_est=128,
-                    est_heads=4, est_layers=4, time_dim=64, spk_dim=128, dropout=0.05, chunk_tokens=15,
-                    max_frames=3000)
-        return cls(**{**base, **overrides})
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        (≈ 1.2–1.7 s a step of 3,000 frames on one shared thread); the bare constructor. Pass the
+        tokenizer's ``codebook_size`` as ``vocab_size`` for another tokenizer. Chunk M = 15 tokens
+        (0.6 s, the paper's Table 8 hop), since corpus utterances last 2–4 s: a 25-token chunk would
+        make chunk-M and chunk-2M masks nearly non-causal."""
+        return cls(**overrides)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "FlowConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown flow config keys {sorted(unknown)}: written by another minicosy version.")
-        return cls(**d)
+    def paper(cls, **overrides) -> "FlowConfig":
+        """The published widths (encoder 512 × 6 + 4 blocks, estimator 256 × 12), 6561 codes, 192-d
+        speaker vectors, ~54 M parameters; constructed, not trained here."""
+        return cls(**{"vocab_size": 6561, "d_enc": 512, "enc_heads": 8, "enc_pre_layers": 6, "enc_post_layers": 4,
+                      "d_est": 256, "est_heads": 4, "est_layers": 12, "time_dim": 256, "spk_dim": 192, "dropout": 0.1,
+                      "chunk_tokens": 25, "max_frames": 15000, **overrides})
+
+    @classmethod
+    def legacy_defaults(cls) -> dict:
+        """Until ``minicosy-checkpoint-1`` the bare ``FlowConfig()`` was the paper size."""
+        return cls.paper().to_dict()
 
 
 def align_tokens_and_frames(tokens: torch.Tensor, mel: torch.Tensor, up: int = 2):
@@ -276,15 +277,20 @@ class Estimator(nn.Module):
         return self.out(self.norm(h)).transpose(1, 2)  # (B, n_mels, F)
 
 
-class ChunkAwareFlow(nn.Module):
+class ChunkAwareFlow(CheckpointMixin, nn.Module):
     """Tokens (+ prompt, speaker) → log-mel. ``ChunkAwareFlow.from_pretrained().inference(tokens)``.
+
+    Checkpoint: :class:`~minicosy.checkpoint.CheckpointMixin` (``DEFAULT_CHECKPOINT/flow`` by default).
 
     Inference takes one utterance (batch 1); training calls :meth:`forward` on padded batches.
     """
 
+    stage, config_class, keep_fp32 = "flow", FlowConfig, ("mel_mean", "mel_std")
+    train_hint = "Train one with `minicosy train flow`."
+
     def __init__(self, cfg: FlowConfig | None = None):
         super().__init__()
-        self.cfg = cfg or FlowConfig.tiny()
+        self.cfg = cfg or FlowConfig()
         self.encoder = TokenEncoder(self.cfg)
         self.spk_proj = nn.Linear(self.cfg.spk_dim, self.cfg.n_mels)
         self.estimator = Estimator(self.cfg)
@@ -458,38 +464,20 @@ class ChunkAwareFlow(nn.Module):
 
     # ------------------------------------------------------------------ save / load
 
-    def save_pretrained(self, path: str | Path, half: bool | str = "auto", extra: dict | None = None) -> Path:
+    def save_pretrained(self, path: str | Path, half: bool | str = "auto", extra: dict | None = None, *,
+                        dtype: torch.dtype | None = None) -> Path:
         """Write ``<stem>.safetensors`` and ``<stem>.json``; ``half="auto"`` stores fp16 weights only
-        if a probe synthesis moves by at most :data:`FP16_TOLERANCE` (buffers stay fp32)."""
-        from minicosy.utils import write_checkpoint
-
-        stem = checkpoint_stem(path, "flow")
-        sd = {k: v.detach().cpu().float() for k, v in self.state_dict().items()}
+        if a probe synthesis moves by at most :data:`FP16_TOLERANCE` (buffers stay fp32); a ``dtype``
+        overrides ``half``. Loading: :meth:`~minicosy.checkpoint.CheckpointMixin.from_pretrained` (fp32)."""
         delta = None
-        if half == "auto":
+        if dtype is None and half == "auto":
+            sd = {k: v.detach().cpu().float() for k, v in self.state_dict().items()}
             probe = ChunkAwareFlow(self.cfg).eval()
-            probe.load_state_dict({k: v if k in ("mel_mean", "mel_std") else v.half().float() for k, v in sd.items()})
+            probe.load_state_dict({k: v if k in self.keep_fp32 else v.half().float() for k, v in sd.items()})
             ref = ChunkAwareFlow(self.cfg).eval()
             ref.load_state_dict(sd)
             toks = torch.randint(0, self.cfg.vocab_size, (50,), generator=torch.Generator().manual_seed(0))
             delta = float((probe.inference(toks) - ref.inference(toks)).abs().max())
             half = delta <= FP16_TOLERANCE
-        if half:
-            sd = {k: v if k in ("mel_mean", "mel_std") else v.half() for k, v in sd.items()}
-        return write_checkpoint(stem, sd, {"format": "minicosy-flow-1", "config": self.cfg.to_dict(),
-                                           "dtype": "fp16" if half else "fp32", "fp16_max_abs_delta": delta,
-                                           **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device=None) -> "ChunkAwareFlow":
-        """Load :meth:`save_pretrained` files (default ``data/pretrained/tiny/flow``), weights in fp32."""
-        from minicosy.utils import check_state_matches, pick_device, read_checkpoint
-
-        stem = checkpoint_stem(PRETRAINED_DIR / "flow" if path is None else path, "flow")
-        meta, state = read_checkpoint(stem, "flow checkpoint", "Train one with `minicosy train flow`.")
-        model = cls(FlowConfig.from_dict(meta["config"]))
-        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-        model.meta = meta
-        return model.to(pick_device(device)).eval()
-
+        dtype = dtype or (torch.float16 if half else torch.float32)
+        return super().save_pretrained(path, {**(extra or {}), "fp16_max_abs_delta": delta}, dtype=dtype)

@@ -1,6 +1,6 @@
 """A small speaker encoder: log-mel → L2-normalised speaker vector, fed to the flow only.
 
-Stage: flow matching's speaker condition (DESIGN.md §2 "Speaker embedding"), CosyVoice 2 §2.4.
+Stage: flow matching's speaker condition (docs/paper_vs_code.md §2 "Speaker embedding"), CosyVoice 2 §2.4.
 The official system takes a 192-d CAM++ x-vector from a model trained on thousands of speakers and
 feeds it to the flow (L2-normalise → linear → 80), never to the LM. No such model can be downloaded
 here, so minicosy trains its own, x-vector style, on the corpus's voices::
@@ -25,7 +25,7 @@ utterances to every train centroid. A zero-shot flow can imitate a new voice onl
 vector differs from the heard ones. These are diagnostics of a model minicosy trained; claims
 about *synthesised* speech use the independent judge (resemblyzer, :mod:`minicosy.judges`).
 
-Not to be confused with ``resemblyzer``, the independent judge of speaker similarity (DESIGN.md §4):
+Not to be confused with ``resemblyzer``, the independent judge of speaker similarity (docs/paper_vs_code.md §4):
 the judge must not be the model the flow was conditioned on.
 
 References:
@@ -36,24 +36,30 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from minicosy.utils import REPO_ROOT, checkpoint_stem
+from minicosy.checkpoint import CheckpointMixin
+from minicosy.config import StageConfig
+from minicosy.utils import DEFAULT_CHECKPOINT
 
-PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
+PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 
 
 @dataclass
-class SpeakerConfig:
+class SpeakerConfig(StageConfig):
+    """Sizes of the speaker encoder. The bare constructor is :meth:`tiny` (the committed checkpoint's
+    preset, ~0.3 M parameters, 128-d vectors); :meth:`paper` gives the official 192-d vectors."""
+
+    what = "speaker encoder config"
+
     n_mels: int = 80
-    channels: int = 256
-    dilations: tuple = (1, 2, 3, 4)  # one residual conv (kernel 3) per entry
-    emb_dim: int = 192  # as the official x-vector
+    channels: int = 128  # paper preset: 256
+    dilations: tuple = (1, 2, 3)  # one residual conv (kernel 3) per entry (paper preset: 1, 2, 3, 4)
+    emb_dim: int = 128  # paper preset: 192, as the official x-vector
     n_speakers: int = 0  # classes of the training head (set by the trainer; 0 = no head)
     margin: float = 0.2  # additive margin on the target's cosine
     scale: float = 30.0  # cosine → logit scale
@@ -61,28 +67,34 @@ class SpeakerConfig:
 
     @classmethod
     def tiny(cls, **overrides) -> "SpeakerConfig":
-        """~0.3 M parameters, 128-d vectors; trains in minutes on one CPU thread."""
-        return cls(**{**dict(channels=128, dilations=(1, 2, 3), emb_dim=128), **overrides})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["dilations"] = list(self.dilations)
-        return d
+        """~0.3 M parameters, 128-d vectors; trains in minutes on one CPU thread. The bare constructor."""
+        return cls(**overrides)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SpeakerConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown speaker config keys {sorted(unknown)}.")
-        return cls(**{**d, "dilations": tuple(d.get("dilations", cls.dilations))})
+    def paper(cls, **overrides) -> "SpeakerConfig":
+        """192-d vectors as the official CAM++ x-vector, ~0.8 M parameters.
+        # simplification: the same small TDNN, wider; CAM++ itself (~7 M parameters) is not built here."""
+        return cls(**{"channels": 256, "dilations": (1, 2, 3, 4), "emb_dim": 192, **overrides})
+
+    @classmethod
+    def legacy_defaults(cls) -> dict:
+        """Until ``minicosy-checkpoint-1`` the bare ``SpeakerConfig()`` was today's :meth:`paper`."""
+        return cls.paper().to_dict()
 
 
-class SpeakerEncoder(nn.Module):
-    """``SpeakerEncoder.from_pretrained().embed(log_mel(wav))`` → a unit vector ``(emb_dim,)``."""
+class SpeakerEncoder(CheckpointMixin, nn.Module):
+    """``SpeakerEncoder.from_pretrained().embed(log_mel(wav))`` → a unit vector ``(emb_dim,)``.
+
+    Checkpoint: :class:`~minicosy.checkpoint.CheckpointMixin`, fp32 (0.3 M parameters, not worth a
+    precision check), with the class names ``voices`` (and, from training, ``centroids``) in the JSON.
+    """
+
+    stage, config_class = "speaker", SpeakerConfig
+    train_hint = "Train one with `minicosy train speaker`."
 
     def __init__(self, cfg: SpeakerConfig | None = None, voices: list[str] | None = None):
         super().__init__()
-        self.cfg = cfg or SpeakerConfig.tiny()
+        self.cfg = cfg or SpeakerConfig()
         c = self.cfg.channels
         self.register_buffer("mel_mean", torch.zeros(self.cfg.n_mels))
         self.register_buffer("mel_std", torch.ones(self.cfg.n_mels))
@@ -152,27 +164,12 @@ class SpeakerEncoder(nn.Module):
         self.train(was)
         return out[0] if single else out
 
-    def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
-        """``<stem>.safetensors`` (fp32: 0.3 M parameters, not worth a precision check) + ``<stem>.json``."""
-        from minicosy.utils import write_checkpoint
-
-        return write_checkpoint(checkpoint_stem(path, "speaker"),
-                                {k: v.float() for k, v in self.state_dict().items()},
-                                {"format": "minicosy-speaker-1", "config": self.cfg.to_dict(), "voices": self.voices,
-                                 **(extra or {})})
+    def checkpoint_extra(self) -> dict:
+        return {"voices": self.voices}
 
     @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device=None) -> "SpeakerEncoder":
-        """Load :meth:`save_pretrained` files (default ``data/pretrained/tiny/speaker``)."""
-        from minicosy.utils import check_state_matches, pick_device, read_checkpoint
-
-        stem = checkpoint_stem(PRETRAINED_DIR / "speaker" if path is None else path, "speaker")
-        meta, state = read_checkpoint(stem, "speaker encoder", "Train one with `minicosy train speaker`.")
-        model = cls(SpeakerConfig.from_dict(meta["config"]), meta.get("voices"))
-        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
-        model.load_state_dict(state)
-        model.meta = meta
-        return model.to(pick_device(device)).eval()
+    def from_config(cls, cfg: SpeakerConfig, meta: dict) -> "SpeakerEncoder":
+        return cls(cfg, meta.get("voices"))
 
 
 # ----------------------------------------------------------------------------- evaluation

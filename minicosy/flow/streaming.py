@@ -1,6 +1,6 @@
 """Streaming flow matching: mel chunk by chunk as tokens arrive, equal to the offline chunk-masked run.
 
-Stage: flow matching, streaming mode (DESIGN.md §2 "Streaming runtime"), CosyVoice 2 §2.4–2.5.
+Stage: flow matching, streaming mode (docs/paper_vs_code.md §2 "Streaming runtime"), CosyVoice 2 §2.4–2.5.
 
 Why chunked = offline, exactly. Offline with the chunk mask (``mask="chunk"``, chunk ``M`` tokens
 = ``2M`` frames, the prompt as one first block), the output frames of chunk ``k`` depend only on

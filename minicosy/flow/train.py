@@ -23,8 +23,9 @@ the train voices and their pseudo-speakers; the flow then reads each utterance's
 
 * :func:`load_mels` — 24 kHz log-mels of a split, cached as ``<corpus>/cache/flowmel24k_*.pt``;
 * :func:`make_inputs`, :func:`flow_loss` — one training batch (masks, prompt, dropout, ``x_t``);
-* :func:`train_flow`, :func:`train_speaker` — length-bucketed batches, AdamW, warm-up + cosine,
-  tqdm, validation, checkpoints with resume, safetensors export; bf16 autocast on CUDA.
+* :func:`train_flow`, :func:`train_speaker` — data, loss and export around the shared loop
+  (:class:`minicosy.training.Loop`: length-bucketed batches or random crops, AdamW, warm-up + cosine,
+  tqdm, validation, checkpoints with resume, ``--precision`` (the flow: bf16 on CUDA), ``torchrun``).
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.4, Eq. 3.
@@ -38,8 +39,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,9 +49,24 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.flow.masks import attention_mask, with_padding
 from minicosy.flow.matching import conditional_flow
 from minicosy.flow.model import ChunkAwareFlow, FlowConfig, align_tokens_and_frames
-from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, centroids, embed_all, speaker_report
-from minicosy.training import cached_features, length_batches, resume_checkpoint, warmup_cosine
-from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
+from minicosy.flow.speaker import (
+    SpeakerConfig,
+    SpeakerEncoder,
+    centroids,
+    embed_all,
+    speaker_report,
+)
+from minicosy.training import (
+    Loop,
+    LoopConfig,
+    add_loop_args,
+    apply_loop_args,
+    cached_features,
+    check_config,
+    length_batches,
+    warmup_cosine,
+)
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT
 
 # ----------------------------------------------------------------------------- data
 
@@ -117,8 +131,12 @@ class FlowTrainConfig:
     prompt_max: float = 0.3  # prompt = the first U(0, prompt_max) of the frames
     cfg_drop: float = 0.2  # drop mu, speaker and cond together
     loss: str = "mse"  # "mse" (official) or "l1" (the paper); see the module docstring
-    amp: bool = True  # bf16 autocast when training on CUDA
+    amp: bool = True  # False forces fp32 whatever ``precision`` says
     seed: int = 0
+    precision: str = "auto"  # bf16 autocast on CUDA, fp32 on CPU (minicosy.training.LoopConfig)
+    grad_accum: int = 1
+    workers: int = 0
+    log_every: int = 50
 
 
 def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, gen: torch.Generator) -> dict:
@@ -193,28 +211,12 @@ def speaker_vectors(encoder: SpeakerEncoder, data: list[dict], batch: int = 32) 
                 d["spk"] = e
 
 
-def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=None, tokens: dict | None = None,
-               device=None, resume: bool = False, export: str | Path | None = None, progress: bool = True,
-               log=print) -> ChunkAwareFlow:
-    """Train the flow on ``train`` (valid loss on ``valid``), checkpoint to ``run_dir/ckpt.pt``.
+def load_flow_data(cfg: FlowConfig, tc: FlowTrainConfig, manifest, tokens: dict, spk_enc: SpeakerEncoder):
+    """``(train, valid)`` items with tokens and speaker vectors; held-out voices never train.
 
-    Args:
-        speaker: a :class:`SpeakerEncoder`, its path, or ``None`` (the committed ``speaker`` model).
-        tokens: ``{utt id: ids}``; ``None`` reads the corpus's token cache (``minicosy data tokens``).
-        export: stem of the exported model (``save_pretrained``: fp16 only if outputs stay the same).
+    Raises:
+        ValueError: the speaker vectors do not fit the flow, or no train utterance has tokens.
     """
-    from tqdm import tqdm
-
-    from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
-
-    if log is print and progress:
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
-    device = pick_device(device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(tc.seed)
-    tokens = load_token_cache(manifest_root(manifest)) if tokens is None else tokens
-    spk_enc = speaker if isinstance(speaker, SpeakerEncoder) else SpeakerEncoder.from_pretrained(speaker, device)
     if spk_enc.cfg.emb_dim != cfg.spk_dim:
         raise ValueError(f"speaker encoder gives {spk_enc.cfg.emb_dim}-d vectors, the flow expects {cfg.spk_dim}.")
     train = [d for d in load_mels(manifest, "train") if not is_heldout(d["voice"])]  # zero-shot voices stay unseen
@@ -224,78 +226,66 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
         raise ValueError(f"no training utterance of {manifest} has speech tokens; run `minicosy data tokens`.")
     valid = random.Random(tc.seed).sample(valid, min(tc.n_valid, len(valid))) or train[: tc.n_valid]
     speaker_vectors(spk_enc, train + valid)
-    log(f"train: {len(train)} utts, {sum(d['mel'].shape[1] for d in train) / 180000:.2f} h; valid: {len(valid)}")
+    return train, valid
 
-    model = ChunkAwareFlow(cfg).to(device)
-    allm = torch.cat([d["mel"].float() for d in train[:: max(1, len(train) // 1000)]], dim=1)
+
+def mel_stats(model, data: list[dict]) -> None:
+    """Set the model's ``mel_mean`` / ``mel_std`` buffers from (a sample of) the training mels."""
+    allm = torch.cat([d["mel"].float() for d in data[:: max(1, len(data) // 1000)]], dim=1)
     model.mel_mean.copy_(allm.mean(1))
     model.mel_std.copy_(allm.std(1).clamp(min=1e-3))
+
+
+def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=None, tokens: dict | None = None,
+               device=None, resume: bool = False, export: str | Path | None = None, progress: bool = True,
+               log=print) -> ChunkAwareFlow:
+    """Train the flow on ``train`` (valid loss on ``valid``), checkpoint to ``run_dir/ckpt.pt``.
+
+    The loop is :class:`minicosy.training.Loop`; here are the data, :func:`flow_loss` and the export.
+
+    Args:
+        speaker: a :class:`SpeakerEncoder`, its path, or ``None`` (the committed ``speaker`` model).
+        tokens: ``{utt id: ids}``; ``None`` reads the corpus's token cache (``minicosy data tokens``).
+        export: stem of the exported model (``save_pretrained``: fp16 only if outputs stay the same).
+    """
+    from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
+
+    precision = tc.precision if tc.amp else "fp32"
+    loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc="flow", precision=precision), run_dir, log)
+    tokens = load_token_cache(manifest_root(manifest)) if tokens is None else tokens
+    spk_enc = speaker if isinstance(speaker, SpeakerEncoder) else SpeakerEncoder.from_pretrained(speaker, loop.device)
+    train, valid = load_flow_data(cfg, tc, manifest, tokens, spk_enc)
+    loop.log(f"train: {len(train)} utts, {sum(d['mel'].shape[1] for d in train) / 180000:.2f} h; valid: {len(valid)}")
+    model = ChunkAwareFlow(cfg).to(loop.device)
+    mel_stats(model, train)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
-    state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": []}
-    ckpt = run_dir / "ckpt.pt"
-    if resume:
-        state = resume_checkpoint(ckpt, model, opt, cfg, FlowConfig, device, log) or state
-    log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, vocab {cfg.vocab_size}, device {device}")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda" and tc.amp)
+    loop.log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, vocab {cfg.vocab_size}, device {loop.device}")
 
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "config": cfg.to_dict(), "train_config": asdict(tc)}, ckpt)
+    def step(items: list[dict], loop: Loop) -> dict:
+        inputs = make_inputs(model, items, tc, loop.gen)
+        return {"loss": flow_loss(model, inputs, tc.loss), "n": float(inputs["loss_mask"].sum())}
 
-    def validate() -> dict:
+    def validate(state: dict) -> dict:
         model.eval()
         gen, losses = torch.Generator().manual_seed(1234), []  # the same draws every time: comparable
-        with torch.no_grad(), amp:
+        with torch.no_grad(), loop.autocast():
             for batch in make_batches([d["mel"].shape[1] for d in valid], tc.batch_frames, 0):
                 losses.append(float(flow_loss(model, make_inputs(model, [valid[i] for i in batch], tc, gen), tc.loss)))
-        model.train()
-        row = {"step": state["step"], "valid_loss": sum(losses) / len(losses), "minutes": state["elapsed"] / 60}
-        state["history"].append(row)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        return row
+        return {"valid_loss": sum(losses) / len(losses), "minutes": state["elapsed"] / 60}
 
-    gen = torch.Generator().manual_seed(tc.seed + state["step"])
-    t0 = time.time() - state["elapsed"]
-    bar = tqdm(total=tc.max_steps, initial=state["step"], disable=not progress, mininterval=5, file=sys.stderr,
-               dynamic_ncols=True, desc="flow")
-    model.train()
-    stop, batches = False, []
-    while not stop and state["step"] < tc.max_steps:
-        batches = make_batches([d["mel"].shape[1] for d in train], tc.batch_frames, tc.seed * 1000 + state["epoch"])
-        for bi in range(state["pos"], len(batches)):
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, time.time() - t0)
-            with amp:
-                loss = flow_loss(model, make_inputs(model, [train[i] for i in batches[bi]], tc, gen), tc.loss)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            state.update(step=state["step"] + 1, pos=bi + 1, elapsed=time.time() - t0)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}", refresh=False)
-            if state["step"] % tc.eval_every == 0:
-                log(f"step {state['step']} loss {loss.item():.4f} valid {validate()['valid_loss']:.4f} "
-                    f"({state['elapsed'] / 60:.1f} min)")
-            if state["step"] % tc.ckpt_every == 0:
-                save()
-            if state["step"] >= tc.max_steps or state["elapsed"] > 60 * tc.max_minutes:
-                stop = True
-                break
-        else:
-            state.update(epoch=state["epoch"] + 1, pos=0)
-    bar.close()
-    if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        log(f"final step {state['step']}: valid loss {validate()['valid_loss']:.4f}")
-    save()
+    state = loop.fit({"model": model}, {"opt": opt}, step, eval_fn=validate, resume=resume,
+                     batches=lambda epoch: [[train[i] for i in b] for b in make_batches(
+                         [d["mel"].shape[1] for d in train], tc.batch_frames, tc.seed * 1000 + epoch)],
+                     lr_fn=lambda s, e: lr_at(s, tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, e),
+                     on_resume=lambda saved: check_config(saved, cfg, FlowConfig, loop.ckpt),
+                     extra={"config": cfg.to_dict(), "train_config": asdict(tc)})
     model.eval()
-    if export is not None:
+    if export is not None and loop.is_main:
         stem = model.save_pretrained(export, extra={"trained": {
-            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "device": str(device),
+            "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "device": str(loop.device),
             "train_utterances": len(train), "last_valid": state["history"][-1], "train_config": asdict(tc),
             "history": list(state["history"])}})
-        log(f"exported {stem}.safetensors / .json ({json.loads(stem.with_suffix('.json').read_text())['dtype']})")
+        loop.log(f"exported {stem}.safetensors / .json ({json.loads(stem.with_suffix('.json').read_text())['dtype']})")
     return model
 
 
@@ -321,6 +311,10 @@ class SpeakerTrainConfig:
     eval_every: int = 250
     ckpt_every: int = 100
     seed: int = 0
+    precision: str = "fp32"
+    grad_accum: int = 1
+    workers: int = 0
+    log_every: int = 50
 
 
 def speaker_batch(data: list[dict], idx: list[int], tc: SpeakerTrainConfig, gen: torch.Generator):
@@ -342,88 +336,52 @@ def train_speaker(scfg: SpeakerConfig, tc: SpeakerTrainConfig, manifest, run_dir
                   export: str | Path | None = None, progress: bool = True, log=print) -> SpeakerEncoder:
     """Train the speaker encoder to classify the train voices and pseudo-speakers (AM-softmax).
 
-    Validation: nearest-centroid speaker ID on the valid utterances of the train voices and the
-    held-out voices' cosine to every train voice (:func:`minicosy.flow.speaker.speaker_report`).
+    Batches are random crops of random utterances (``loop.gen``: no epochs). Validation:
+    nearest-centroid speaker ID on the valid utterances of the train voices and the held-out
+    voices' cosine to every train voice (:func:`minicosy.flow.speaker.speaker_report`).
     """
-    from tqdm import tqdm
-
-
-    if log is print and progress:
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
-    device = pick_device(device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(tc.seed)
+    loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc="speaker"), run_dir, log)
     train = [d for d in load_mels(manifest, "train") if not is_heldout(d["voice"]) and d["mel"].shape[1] >= 10]
     voices = sorted({d["voice"] for d in train})
     if len(voices) < 2:
         raise ValueError(f"speaker training needs at least 2 train voices, {manifest} has {voices}.")
     valid = [d for d in load_mels(manifest, "valid") if d["mel"].shape[1] >= 10]
     label = {v: k for k, v in enumerate(voices)}
-    log(f"speaker: {len(train)} train utts over {len(voices)} voices (pseudo-speakers included)")
-    model = SpeakerEncoder(SpeakerConfig(**{**asdict(scfg), "n_speakers": len(voices)}), voices).to(device)
-    allm = torch.cat([d["mel"].float() for d in train[:: max(1, len(train) // 1000)]], dim=1)
-    model.mel_mean.copy_(allm.mean(1))
-    model.mel_std.copy_(allm.std(1).clamp(min=1e-3))
+    loop.log(f"speaker: {len(train)} train utts over {len(voices)} voices (pseudo-speakers included)")
+    model = SpeakerEncoder(SpeakerConfig(**{**asdict(scfg), "n_speakers": len(voices)}), voices).to(loop.device)
+    mel_stats(model, train)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    state = {"step": 0, "elapsed": 0.0, "history": []}
-    ckpt = run_dir / "ckpt.pt"
-    if resume and ckpt.is_file():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+    report: dict = {}
+
+    def step(_, loop: Loop) -> dict:
+        idx = torch.randint(0, len(train), (min(tc.batch_utts, len(train)),), generator=loop.gen).tolist()
+        mel, lengths = speaker_batch(train, idx, tc, loop.gen)
+        labels = torch.tensor([label[train[i]["voice"]] for i in idx], device=loop.device)
+        return {"loss": F.cross_entropy(model.logits(model(mel.to(loop.device), lengths.to(loop.device)), labels),
+                                        labels)}
+
+    def validate(state: dict) -> dict | None:
+        if not valid:
+            return None
+        report.update(speaker_report(model, train, valid, heldout={d["voice"] for d in valid if is_heldout(d["voice"])}))
+        return {"speaker_id_accuracy": report["speaker_id_accuracy"], "n_valid": report["n_test"]}
+
+    def on_resume(saved: dict) -> None:
         if saved["voices"] != voices:
-            raise ValueError(f"{ckpt} was trained on other voices; use a new --out folder.")
-        model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["opt"])
-        state = saved["state"]
-        log(f"resumed from {ckpt} at step {state['step']}")
+            raise ValueError(f"{loop.ckpt} was trained on other voices; use a new --out folder.")
 
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "voices": voices,
-                    "config": model.cfg.to_dict(), "train_config": asdict(tc)}, ckpt)
-
-    def validate() -> dict:
-        rep = speaker_report(model, train, valid, heldout={d["voice"] for d in valid if is_heldout(d["voice"])})
-        row = {"step": state["step"], "speaker_id_accuracy": rep["speaker_id_accuracy"], "n_valid": rep["n_test"]}
-        state["history"].append(row)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        model.train()
-        return rep
-
-    gen = torch.Generator().manual_seed(tc.seed + state["step"])
-    t0 = time.time() - state["elapsed"]
-    bar = tqdm(total=tc.max_steps, initial=state["step"], disable=not progress, mininterval=5, file=sys.stderr,
-               dynamic_ncols=True, desc="speaker")
-    model.train()
-    while state["step"] < tc.max_steps and state["elapsed"] <= 60 * tc.max_minutes:
-        idx = torch.randint(0, len(train), (min(tc.batch_utts, len(train)),), generator=gen).tolist()
-        mel, lengths = speaker_batch(train, idx, tc, gen)
-        labels = torch.tensor([label[train[i]["voice"]] for i in idx], device=device)
-        for g in opt.param_groups:
-            g["lr"] = lr_at(state["step"], tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, time.time() - t0)
-        loss = F.cross_entropy(model.logits(model(mel.to(device), lengths.to(device)), labels), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        state.update(step=state["step"] + 1, elapsed=time.time() - t0)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        if state["step"] % tc.eval_every == 0 and valid:
-            log(f"step {state['step']} loss {loss.item():.3f} speaker ID {validate()['speaker_id_accuracy']:.3f}")
-        if state["step"] % tc.ckpt_every == 0:
-            save()
-    bar.close()
-    report = validate() if valid else {}
-    save()
+    state = loop.fit({"model": model}, {"opt": opt}, step, eval_fn=validate, resume=resume, on_resume=on_resume,
+                     lr_fn=lambda s, e: lr_at(s, tc.lr, tc.warmup, tc.max_steps, tc.max_minutes, e),
+                     extra={"voices": voices, "config": model.cfg.to_dict(), "train_config": asdict(tc)})
     model.eval()
-    if export is not None:
+    if export is not None and loop.is_main:
         # each train voice's centroid: the speaker vector that SFT synthesis uses for that voice
         cents = centroids(embed_all(model, train), [d["voice"] for d in train])
         stem = model.save_pretrained(export, extra={"trained": {
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "train_utterances": len(train),
             "report": report, "train_config": asdict(tc)},
             "centroids": {v: [round(float(x), 6) for x in c] for v, c in sorted(cents.items())}})
-        log(f"exported {stem}.safetensors / .json")
+        loop.log(f"exported {stem}.safetensors / .json")
     return model
 
 
@@ -452,6 +410,7 @@ def _flow_cmd(args) -> int:
     cfg.vocab_size = vocab  # the speech codebook of the tokenizer that made the token cache
     tc = FlowTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                             if getattr(args, k) is not None})
+    apply_loop_args(args, tc)
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "flow")
     out = args.out or (REPO_ROOT / "runs" / f"flow_{args.preset}")
     speaker = args.speaker or (REPO_ROOT / "data" / "pretrained" / args.preset / "speaker")
@@ -463,9 +422,10 @@ def _flow_cmd(args) -> int:
 
 def _speaker_cmd(args) -> int:
     torch.set_num_threads(args.threads)
-    scfg = SpeakerConfig.tiny() if args.preset == "tiny" else SpeakerConfig()
+    scfg = getattr(SpeakerConfig, args.preset)()  # tiny (the bare constructor) or paper
     tc = SpeakerTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                                if getattr(args, k) is not None})
+    apply_loop_args(args, tc)
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "speaker")
     out = args.out or (REPO_ROOT / "runs" / f"speaker_{args.preset}")
     train_speaker(scfg, tc, _manifest(args.corpus), out, device=args.device, resume=args.resume, export=export,
@@ -489,7 +449,7 @@ def register_cli(groups) -> None:
         p.add_argument("--seed", type=int, default=None)
         p.add_argument("--lr", type=float, default=None,
                        help="peak learning rate of the warm-up + cosine (a resumed run follows the new schedule)")
-        p.add_argument("--device", default=None)
+        add_loop_args(p, "auto" if name == "flow" else "fp32")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
         p.add_argument("--no-progress", action="store_true")
         if name == "flow":

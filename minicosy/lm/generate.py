@@ -19,6 +19,16 @@ Every mode produces exactly the input sequence the LM was trained on
 
 Every mode is a generator: speech tokens come out as soon as they are sampled.
 
+**A voice's prefix, computed once** (:class:`LMPrefix`, :func:`lm_prefix`). The part of the input
+that does not depend on the text can be run through the model once per voice and its KV cache
+reused: offline ``[SOS] prompt_text`` (the ICL input is ``[SOS] prompt_text + text [TASK]
+prompt_speech``: the text comes before the prompt's speech, so nothing after the transcript is
+shareable); streaming ``[SOS]`` and every full N:M block made of transcript and prompt speech only
+(``k = min(⌊|prompt text|/N⌋, ⌊|prompt speech|/M⌋)`` blocks: the forced prompt speech does not
+depend on the text either). A request *forks* the cache (a deep copy: requests never share a
+mutable cache) and feeds only what follows. The official code stores a registered voice's tokens
+and embeddings (``add_zero_shot_spk``) but re-runs the whole prefix through the LM every request [2].
+
 Two bugs of the official code [2] that minicosy does not copy: (1) the token hop length is an
 attribute shared by all requests, which streaming mutates, so concurrent requests interfere —
 here every piece of state lives in the :class:`LMStream` object of one request; (2) at
@@ -30,12 +40,15 @@ the training layout).
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.3, §2.6.
     [2] FunAudioLLM/CosyVoice, ``cosyvoice/llm/llm.py`` (``Qwen2LM.inference``,
-        ``inference_bistream``), ``cosyvoice/cli/model.py`` (``token_hop_len``).
+        ``inference_bistream``), ``cosyvoice/cli/model.py`` (``token_hop_len``),
+        ``cosyvoice/cli/frontend.py`` (``frontend_zero_shot`` with ``zero_shot_spk_id``).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import torch
@@ -45,20 +58,88 @@ from minicosy.lm.sampling import SamplingConfig, length_limits, mask_logits, ras
 from minicosy.lm.sequence import KINDS
 
 
-class _Decoder:
-    """Queues ``(kind, id)`` inputs and runs them through the model (with a KV cache) on demand."""
+@dataclass(frozen=True)
+class LMPrefix:
+    """The KV cache of a text-independent prefix of one voice's requests (module docstring).
 
-    def __init__(self, model: TextSpeechLM):
-        self.model, self.cache = model, model.new_cache()
+    Attributes:
+        model: the LM it was computed with (a prefix only fits its own model).
+        items: the ``(kind, id)`` inputs the cache holds, in order.
+        cache: their ``DynamicCache`` — never extended: :meth:`fork` copies it for each request.
+        logits: ``(C + 3,)`` the model's output after the last item.
+    """
+
+    model: TextSpeechLM
+    items: tuple
+    cache: object
+    logits: torch.Tensor
+
+    def fork(self):
+        """A private copy of the cache for one request (deep: the request extends its copy only)."""
+        return copy.deepcopy(self.cache)
+
+
+def prefix_items(ptext, pspeech, streaming: bool, n: int, m: int) -> list[tuple[str, int | None]]:
+    """The inputs every request of one ICL voice begins with (module docstring): offline ``[SOS]
+    prompt_text``; streaming ``[SOS]`` and the ``k`` full N:M blocks of transcript and prompt speech."""
+    items = [("sos", None)]
+    if not streaming:
+        return items + [("text", int(t)) for t in ptext]
+    for b in range(min(len(ptext) // n, len(pspeech) // m)):
+        items += [("text", int(t)) for t in ptext[b * n:(b + 1) * n]]
+        items += [("speech", int(s)) for s in pspeech[b * m:(b + 1) * m]]
+    return items
+
+
+def lm_prefix(model: TextSpeechLM, prompt_text_ids, prompt_speech_ids, streaming: bool) -> LMPrefix:
+    """Run the shareable prefix of an ICL voice through the LM once (:class:`LMPrefix`).
+
+    Pass it to :func:`generate` / :func:`generate_bistream` (``prefix=``) with the same prompt and
+    mode: the request then starts from a fork of this cache.
+    """
+    _, ptext, pspeech = _validate(model, [], prompt_text_ids, prompt_speech_ids)
+    dec = _Decoder(model)
+    dec.push(prefix_items(ptext, pspeech, streaming, model.cfg.mix_n, model.cfg.mix_m))
+    logits = dec.logits()
+    return LMPrefix(model, tuple(dec.fed), dec.cache, logits)
+
+
+class _Decoder:
+    """Queues ``(kind, id)`` inputs and runs them through the model (with a KV cache) on demand.
+
+    Started from an :class:`LMPrefix`, it holds a fork of the prefix's cache; pushed inputs that
+    match the prefix are taken as already fed. Should the request leave the prefix (other inputs,
+    or logits asked for inside it) the fork is dropped and everything is fed afresh — a prefix never
+    changes *what* a request computes, only how much of it is recomputed.
+    """
+
+    def __init__(self, model: TextSpeechLM, prefix: LMPrefix | None = None):
+        if prefix is not None and prefix.model is not model:
+            raise ValueError("this LMPrefix was computed with another model; compute it with lm_prefix(model, ...).")
+        self.model = model
+        self.cache = model.new_cache() if prefix is None else prefix.fork()
+        self.ahead = deque(() if prefix is None else prefix.items)  # in the cache, not yet pushed by the request
         self.fed: list[tuple[str, int | None]] = []  # what the cache holds, in order
         self.pending: list[tuple[str, int | None]] = []
-        self.last_logits: torch.Tensor | None = None
+        self.last_logits: torch.Tensor | None = None if prefix is None else prefix.logits
 
     def push(self, items) -> None:
-        self.pending += list(items)
+        for it in items:
+            if self.ahead and it == self.ahead[0]:
+                self.fed.append(self.ahead.popleft())
+                continue
+            if self.ahead:
+                self._leave_prefix()
+            self.pending.append(it)
+
+    def _leave_prefix(self) -> None:
+        self.cache, self.ahead, self.last_logits = self.model.new_cache(), deque(), None
+        self.pending, self.fed = self.fed + self.pending, []
 
     def logits(self) -> torch.Tensor:
         """Logits ``(C + 3,)`` after everything pushed so far (one forward pass for the queue)."""
+        if self.ahead:  # asked inside the prefix: the fork holds more than was pushed
+            self._leave_prefix()
         if self.pending:
             n = len(self.fed) + len(self.pending)
             if n > self.model.cfg.max_len:
@@ -130,8 +211,8 @@ def _validate(model: TextSpeechLM, text_ids, prompt_text_ids, prompt_speech_ids)
     return text, ptext, pspeech
 
 
-def _free_run(stream: LMStream, dec: _Decoder, cfg: SamplingConfig, gen, n_text: int, generated: list[int],
-              allow_eos_after_text: bool = True) -> Iterator[int]:
+def _free_run(stream: LMStream, dec: _Decoder, cfg: SamplingConfig, gen, n_text: int,
+              generated: list[int]) -> Iterator[int]:
     """After TASK: sample until EOS, the cap, or a full context."""
     model = stream.model
     min_r = model.cfg.min_token_text_ratio if cfg.min_ratio is None else cfg.min_ratio
@@ -153,7 +234,7 @@ def _free_run(stream: LMStream, dec: _Decoder, cfg: SamplingConfig, gen, n_text:
 
 def generate(model: TextSpeechLM, text_ids, *, prompt_text_ids=(), prompt_speech_ids=(), speaker_id: int | None = None,
              streaming: bool = False, sampling: SamplingConfig | None = None,
-             generator: torch.Generator | None = None) -> LMStream:
+             generator: torch.Generator | None = None, prefix: LMPrefix | None = None) -> LMStream:
     """Synthesise speech tokens for ``text_ids`` (ICL with a prompt, SFT with a speaker tag).
 
     Args:
@@ -165,6 +246,8 @@ def generate(model: TextSpeechLM, text_ids, *, prompt_text_ids=(), prompt_speech
         streaming: the N:M interleaved layout (``model.cfg.mix_n : mix_m``).
         sampling: decoding settings (default :class:`SamplingConfig`).
         generator: a seeded ``torch.Generator`` (CPU) for repeatable draws.
+        prefix: :func:`lm_prefix` of this prompt and mode: the request forks its KV cache instead
+            of running the prefix again (one of another prompt is detected and simply recomputed).
 
     Returns:
         an :class:`LMStream`; iterate it for tokens.
@@ -182,28 +265,29 @@ def generate(model: TextSpeechLM, text_ids, *, prompt_text_ids=(), prompt_speech
     text, ptext, pspeech = _validate(model, text, prompt_text_ids, prompt_speech_ids)
     n_text = len(text) - (speaker_id is not None)
     if streaming:
-        return _interleaved(model, ptext, iter([text]), pspeech, sampling, generator, n_tag=len(text) - n_text)
+        return _interleaved(model, ptext, iter([text]), pspeech, sampling, generator, n_tag=len(text) - n_text,
+                            prefix=prefix)
     stream = LMStream(model, iter(()))
-    stream._steps = _offline(stream, text, ptext, pspeech, sampling or SamplingConfig(), generator, n_text)
+    stream._steps = _offline(stream, text, ptext, pspeech, sampling or SamplingConfig(), generator, n_text, prefix)
     return stream
 
 
-def _offline(stream, text, ptext, pspeech, cfg, gen, n_text) -> Iterator[int]:
-    dec = _Decoder(stream.model)
+def _offline(stream, text, ptext, pspeech, cfg, gen, n_text, prefix=None) -> Iterator[int]:
+    dec = _Decoder(stream.model, prefix)
     dec.push([("sos", None)] + [("text", t) for t in ptext + text] + [("task", None)]
              + [("speech", s) for s in pspeech])
     yield from _free_run(stream, dec, cfg, gen, n_text, [])
 
 
 def _interleaved(model, ptext: list[int], chunks: Iterator[list[int]], pspeech: list[int],
-                 sampling: SamplingConfig | None, gen, n_tag: int = 0) -> LMStream:
+                 sampling: SamplingConfig | None, gen, n_tag: int = 0, prefix: LMPrefix | None = None) -> LMStream:
     """Streaming layout; ``chunks`` yields lists of text ids as the text arrives."""
     stream = LMStream(model, iter(()))
     cfg = sampling or SamplingConfig()
     N, M, C = model.cfg.mix_n, model.cfg.mix_m, model.cfg.codebook_size
 
     def steps() -> Iterator[int]:
-        dec = _Decoder(model)
+        dec = _Decoder(model, prefix)
         dec.push([("sos", None)])
         buf, prompt, generated = list(ptext), deque(pspeech), []
         n_new, ended = 0, False
@@ -264,7 +348,7 @@ def _complete_words(pieces: Iterable[str]) -> Iterator[str]:
 
 def generate_bistream(model: TextSpeechLM, text_pieces: Iterable[str], tokenizer, *, prompt_text: str = "",
                       prompt_speech_ids=(), speaker: str | None = None, sampling: SamplingConfig | None = None,
-                      generator: torch.Generator | None = None) -> LMStream:
+                      generator: torch.Generator | None = None, prefix: LMPrefix | None = None) -> LMStream:
     """Streaming text in, streaming speech tokens out (the paper's bistream mode).
 
     Args:
@@ -272,6 +356,7 @@ def generate_bistream(model: TextSpeechLM, text_pieces: Iterable[str], tokenizer
         tokenizer: the text tokenizer (``encode(str) -> list[int]``; ``speaker_id(name)`` for SFT).
         prompt_text, prompt_speech_ids: the ICL prompt (both or neither).
         speaker: an SFT speaker name (its tag is fed before the text).
+        prefix: :func:`lm_prefix` of this prompt, streaming (as for :func:`generate`).
 
     Returns:
         an :class:`LMStream`. Text is consumed lazily, only when a new block of ``mix_n`` text
@@ -293,4 +378,4 @@ def generate_bistream(model: TextSpeechLM, text_pieces: Iterable[str], tokenizer
             if ids:
                 yield ids
 
-    return _interleaved(model, ptext, chunks(), pspeech, sampling, generator, n_tag=len(tag))
+    return _interleaved(model, ptext, chunks(), pspeech, sampling, generator, n_tag=len(tag), prefix=prefix)

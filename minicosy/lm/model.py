@@ -17,8 +17,8 @@ and costed only, or loaded with ``init_from=<local Qwen2 folder>``).
 # simplification: dropout 0.2 on the input embeddings and before the head in the tiny preset —
 # the docs/paper_vs_code.md §5 probe overfit a few hours of speech in ten minutes without it.
 
-Checkpoint: ``<stem>.safetensors`` (weights, fp16 or fp32) + ``<stem>.json`` (``config``, the
-``text_tokenizer`` it was trained with, ``dtype``, training notes).
+Checkpoint: the one contract of :mod:`minicosy.checkpoint` — ``<stem>.safetensors`` (weights, fp16 or
+fp32) + ``<stem>.json`` (``config``, ``dtype``, the ``text_tokenizer`` it was trained with, training notes).
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.3.
@@ -30,21 +30,27 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from minicosy.checkpoint import CheckpointMixin
+from minicosy.config import StageConfig
 from minicosy.lm.sequence import IGNORE, KINDS, M_SPEECH, N_TEXT, eos_id, fill_id, head_size
-from minicosy.utils import REPO_ROOT, checkpoint_stem, pick_device
+from minicosy.utils import DEFAULT_CHECKPOINT
 
-PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
+PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 
 
 @dataclass
-class LMConfig:
+class LMConfig(StageConfig):
+    """Sizes of the LM. The bare constructor is :meth:`tiny` (the committed checkpoint's preset);
+    :meth:`paper` gives Qwen2.5-0.5B's."""
+
+    what = "LM config"
     codebook_size: int = 243  # speech codes C (the committed tiny FSQ: 3^5)
     text_vocab_size: int = 290  # CharTokenizer().vocab_size: pad, unk, 32 characters + 256 speaker-tag slots
     d_model: int = 256
@@ -63,28 +69,18 @@ class LMConfig:
     text_unit: str = "chars"  # "chars" (CharTokenizer) or "bpe" (TextTokenizer)
 
     @classmethod
-    def tiny(cls) -> "LMConfig":
-        """4 × 256 Qwen2 (≈ 4 M parameters), characters: ≈ 0.9 s a step of 16 × 160 tokens on 2 cores."""
-        return cls()
+    def tiny(cls, **overrides) -> "LMConfig":
+        """4 × 256 Qwen2 (≈ 4 M parameters), characters: ≈ 0.9 s a step of 16 × 160 tokens on 2 cores.
+        The bare constructor; ``overrides`` replace fields."""
+        return cls(**overrides)
 
     @classmethod
-    def paper(cls) -> "LMConfig":
+    def paper(cls, **overrides) -> "LMConfig":
         """Qwen2.5-0.5B sizes, BPE text, the official 6561 FSQ codes and 5:15 mix ratio."""
-        return cls(codebook_size=6561, text_vocab_size=151936, d_model=896, n_layers=24, n_heads=14,
-                   n_kv_heads=2, d_ff=4864, max_len=32768, rope_theta=1e6, dropout=0.0,
-                   mix_n=N_TEXT, mix_m=M_SPEECH, min_token_text_ratio=2.0, max_token_text_ratio=20.0,
-                   text_unit="bpe")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LMConfig":
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown LM config fields {unknown}; was this checkpoint written by a newer minicosy?")
-        return cls(**d)
+        return cls(**{"codebook_size": 6561, "text_vocab_size": 151936, "d_model": 896, "n_layers": 24, "n_heads": 14,
+                      "n_kv_heads": 2, "d_ff": 4864, "max_len": 32768, "rope_theta": 1e6, "dropout": 0.0,
+                      "mix_n": N_TEXT, "mix_m": M_SPEECH, "min_token_text_ratio": 2.0, "max_token_text_ratio": 20.0,
+                      "text_unit": "bpe", **overrides})
 
     def qwen2(self):
         from transformers import Qwen2Config
@@ -96,19 +92,25 @@ class LMConfig:
                            attention_dropout=self.attn_dropout, use_cache=True, tie_word_embeddings=False)
 
 
-class TextSpeechLM(nn.Module):
+class TextSpeechLM(CheckpointMixin, nn.Module):
     """Qwen2 backbone + speech embedding + SOS/TASK embeddings + speech head.
 
+    ``TextSpeechLM.from_pretrained()`` loads ``DEFAULT_CHECKPOINT/lm`` (:class:`~minicosy.checkpoint.CheckpointMixin`).
+
     Args:
-        cfg: the sizes.
+        cfg: the sizes (default: ``LMConfig()``, the tiny preset).
         init_from: a local folder holding a ``transformers`` Qwen2 checkpoint (``config.json`` +
             weights; a ``Qwen2ForCausalLM`` folder works too). Its weights become the backbone and
             its sizes overwrite the backbone fields of ``cfg`` (``d_model``, ``n_layers`` ...,
             ``text_vocab_size``), so the text ids must come from that model's tokenizer.
     """
 
-    def __init__(self, cfg: LMConfig, init_from: str | Path | None = None):
+    stage, config_class, save_dtype = "lm", LMConfig, torch.float16
+    train_hint = "Train one with `minicosy train lm --preset tiny` or pass the path of an existing one."
+
+    def __init__(self, cfg: LMConfig | None = None, init_from: str | Path | None = None):
         super().__init__()
+        cfg = cfg or LMConfig()
         import transformers
         from transformers import Qwen2Model
 
@@ -215,29 +217,10 @@ class TextSpeechLM(nn.Module):
 
     def save_pretrained(self, stem: str | Path, text_tokenizer: dict | None = None, extra: dict | None = None,
                         dtype: torch.dtype = torch.float16) -> Path:
-        """Write ``<stem>.safetensors`` (weights in ``dtype``) and ``<stem>.json``; returns the stem."""
-        from minicosy.utils import write_checkpoint
-
-        return write_checkpoint(checkpoint_stem(stem, "lm"), {k: v.to(dtype) for k, v in self.state_dict().items()},
-                                {"model": "minicosy.TextSpeechLM", "config": self.cfg.to_dict(),
-                                 "text_tokenizer": text_tokenizer, "dtype": str(dtype).replace("torch.", ""),
-                                 **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device=None) -> "TextSpeechLM":
-        """Load what :meth:`save_pretrained` wrote (default: ``data/pretrained/tiny/lm``), in fp32, eval mode."""
-        from minicosy.utils import check_state_matches, read_checkpoint
-
-        stem = checkpoint_stem(PRETRAINED_DIR / "lm" if path is None else path, "lm")
-        meta, state = read_checkpoint(stem, "LM checkpoint", "Train one with `minicosy train lm --preset tiny` "
-                                      "or pass the path of an existing one.")
-        if meta.get("model") != "minicosy.TextSpeechLM":
-            raise ValueError(f"{stem}.json is not a minicosy LM checkpoint.")
-        model = cls(LMConfig.from_dict(meta["config"]))
-        check_state_matches(model.state_dict(), state, f"{stem}.safetensors")
-        model.load_state_dict({k: v.float() for k, v in state.items()})
-        model.meta = meta
-        return model.to(pick_device(device)).eval()
+        """Write ``<stem>.safetensors`` (weights in ``dtype``) and ``<stem>.json`` with the ``text_tokenizer``
+        dict it reads (:meth:`~minicosy.text.chars.CharTokenizer.to_dict`); returns the stem. Loading:
+        :meth:`~minicosy.checkpoint.CheckpointMixin.from_pretrained`, weights in fp32, eval mode."""
+        return super().save_pretrained(stem, {"text_tokenizer": text_tokenizer, **(extra or {})}, dtype=dtype)
 
     def text_tokenizer(self):
         """The text tokenizer saved with the checkpoint (a :class:`~minicosy.text.chars.CharTokenizer`)."""

@@ -18,6 +18,14 @@ The official code builds these in ``CosyVoice2LM.prepare_lm_input_target`` [2]; 
 returns them as readable ``(kind, id)`` lists (known-answer tests compare whole lists) and
 :func:`to_tensors` turns a batch of them into padded tensors.
 
+**The mix ratio has no default.** N:M is a property of a trained model (``LMConfig.mix_n``,
+``mix_m``: 15:15 in the tiny character preset, the paper's 5:15 in ``LMConfig.paper()``), and a
+sequence built with another ratio is a layout that model never saw. So :func:`can_stream` and
+:func:`use_streaming` require ``n, m``, and :func:`build_sequence` requires them for the
+streaming layout (the non-streaming one does not depend on them) and raises a ``ValueError``
+naming ``model.cfg.mix_n, model.cfg.mix_m`` when they are missing. ``N_TEXT, M_SPEECH`` are the
+paper's values, for the paper preset and for comparisons — never an implicit fallback.
+
 Token-id layout of the LM's output (the speech head), after the official one [2]:
 
 ==================  ============================================================
@@ -43,7 +51,8 @@ import torch
 
 #: Input kinds, as codes for the tensor form (0 is padding).
 KINDS = {"pad": 0, "sos": 1, "text": 2, "task": 3, "speech": 4}
-#: Paper's mix ratio: 5 text tokens then 15 speech tokens per streaming block [CV2 §2.3].
+#: The paper's mix ratio: 5 text tokens then 15 speech tokens per streaming block [CV2 §2.3].
+#: ``LMConfig.paper()`` uses it; no function here falls back to it (see the module docstring).
 N_TEXT, M_SPEECH = 5, 15
 IGNORE = -100  # the cross-entropy ignore index
 
@@ -61,14 +70,24 @@ def head_size(codebook_size: int) -> int:
     return codebook_size + 3
 
 
-def _check(text_ids, speech_ids, n: int, m: int) -> tuple[list[int], list[int]]:
+def _check_ratio(fn: str, n, m) -> None:
+    """A missing or non-positive N:M is an error, never a silent fallback to the paper's 5:15."""
+    if n is None or m is None:
+        raise ValueError(f"{fn}: the streaming layout needs the mix ratio of the model it is for: pass "
+                         "n=model.cfg.mix_n, m=model.cfg.mix_m (there is no default: the tiny preset is 15:15, "
+                         "the paper's 5:15 is minicosy.lm.sequence.N_TEXT, M_SPEECH).")
+    if int(n) < 1 or int(m) < 1:
+        raise ValueError(f"{fn}: the mix ratio must be positive, got n={n}, m={m}.")
+
+
+def _check(text_ids, speech_ids, n, m, streaming: bool) -> tuple[list[int], list[int]]:
     text_ids, speech_ids = [int(t) for t in text_ids], [int(s) for s in speech_ids]
     if not text_ids:
         raise ValueError("build_sequence: text_ids is empty; every utterance needs at least one text token.")
     if not speech_ids:
         raise ValueError("build_sequence: speech_ids is empty; the utterance has no speech tokens.")
-    if n < 1 or m < 1:
-        raise ValueError(f"build_sequence: the mix ratio must be positive, got n={n}, m={m}.")
+    if streaming or n is not None or m is not None:
+        _check_ratio("build_sequence", n, m)
     return text_ids, speech_ids
 
 
@@ -79,15 +98,17 @@ def _tail(text: list[int], speech: list[int]) -> tuple[list, list]:
     return inputs, targets
 
 
-def build_sequence(text_ids, speech_ids, streaming: bool, n: int = N_TEXT,
-                   m: int = M_SPEECH) -> tuple[list, list]:
+def build_sequence(text_ids, speech_ids, streaming: bool, n: int | None = None,
+                   m: int | None = None) -> tuple[list, list]:
     """One training sequence and its targets.
 
     Args:
         text_ids: the utterance's text ids (L,), speaker tag included if any.
         speech_ids: its speech tokens (T,).
         streaming: the N:M interleaved layout (else ``[SOS] text [TASK] speech``).
-        n, m: the mix ratio (text tokens, speech tokens per block).
+        n, m: the mix ratio (text tokens, speech tokens per block) of the model the sequence is
+            for, ``model.cfg.mix_n, model.cfg.mix_m``. Required when ``streaming``; the
+            non-streaming layout ignores them (checked if given).
 
     Returns:
         ``(inputs, targets)``, lists of the same length. ``inputs[i]`` is ``(kind, id)`` with
@@ -95,8 +116,9 @@ def build_sequence(text_ids, speech_ids, streaming: bool, n: int = N_TEXT,
         (no loss) or ``(kind, id)`` with kind in ``speech eos fill``.
 
     Raises:
-        ValueError: empty text or speech; in streaming, speech too short to fill every full
-            block (fewer than ``(L // n) · m`` tokens) — train that utterance non-streaming.
+        ValueError: empty text or speech; ``streaming`` without ``n, m``; in streaming, speech
+            too short to fill every full block (fewer than ``(L // n) · m`` tokens) — train that
+            utterance non-streaming.
 
     Example (n = 2, m = 3; text a b c, speech 1..7)::
 
@@ -106,10 +128,11 @@ def build_sequence(text_ids, speech_ids, streaming: bool, n: int = N_TEXT,
     One full block (a b | 1 2 3): b predicts 1, 3 predicts FILL; then the leftover text c,
     TASK (predicts 4), and the rest. With speech 1..3 only, TASK would predict EOS directly.
     """
-    text, speech = _check(text_ids, speech_ids, n, m)
+    text, speech = _check(text_ids, speech_ids, n, m, streaming)
     if not streaming:
         inputs, targets = _tail(text, speech)
         return [("sos", None)] + inputs, [None] + targets
+    n, m = int(n), int(m)
     n_blocks = len(text) // n
     if len(speech) < n_blocks * m:
         raise ValueError(f"build_sequence: {len(speech)} speech tokens cannot fill {n_blocks} streaming "
@@ -125,15 +148,22 @@ def build_sequence(text_ids, speech_ids, streaming: bool, n: int = N_TEXT,
     return inputs + tail_in, targets + tail_tgt
 
 
-def can_stream(text_len: int, speech_len: int, n: int = N_TEXT, m: int = M_SPEECH) -> bool:
-    """The paper's rule: an utterance may use the streaming layout when ``T / L > M / N``."""
+def can_stream(text_len: int, speech_len: int, n: int, m: int) -> bool:
+    """The paper's rule: an utterance may use the streaming layout when ``T / L > M / N``.
+
+    ``n, m``: the model's mix ratio (``model.cfg.mix_n, model.cfg.mix_m``), required.
+    """
+    _check_ratio("can_stream", n, m)
     # T / L > M / N  ⇔  T·N > M·L   (integers, no rounding)   [CV2 §2.3]
     return text_len > 0 and speech_len * n > m * text_len
 
 
-def use_streaming(text_len: int, speech_len: int, rng: random.Random, p: float = 0.5,
-                  n: int = N_TEXT, m: int = M_SPEECH) -> bool:
-    """Draw the layout of one training example: streaming with probability ``p`` where allowed."""
+def use_streaming(text_len: int, speech_len: int, rng: random.Random, p: float = 0.5, *,
+                  n: int, m: int) -> bool:
+    """Draw the layout of one training example: streaming with probability ``p`` where allowed.
+
+    ``n, m`` (keyword-only, required): the model's mix ratio, as for :func:`can_stream`.
+    """
     return can_stream(text_len, speech_len, n, m) and rng.random() < p
 
 

@@ -17,14 +17,15 @@ example is drawn afresh every epoch:
   never shows the model a second sentence after a first one, and zero-shot prompts then derail
   (measured: token CER 0.72 on held-out prompt voices at 49 min without pairs, vs 0.36 for SFT).
 
-Loop: length-bucketed batches (``batch_tokens`` padded positions), AdamW [2] with weight decay,
+Training: length-bucketed batches (``batch_tokens`` padded positions), AdamW [2] with weight decay,
 linear warm-up then cosine decay to 10% (over ``max_steps`` or ``max_minutes``, whichever runs
-out first), gradient clipping, bf16 autocast on CUDA, tqdm; every ``eval_every`` steps the valid
-loss and top-1 accuracy (fixed layouts, so the numbers are comparable), and whenever the valid
-loss is the best so far the model is exported (early-stopping friendly: the export is always the
-best model, training can be stopped at any time). Checkpoints (model, optimiser, RNG positions)
-allow ``--resume``. The export is fp16 if the teacher-forced greedy tokens on valid batches stay
-identical in fp16, else fp32.
+out first), gradient clipping, bf16 autocast on CUDA; every ``eval_every`` steps the valid loss
+and top-1 accuracy (fixed layouts, so the numbers are comparable), and whenever the valid loss is
+the best so far the model is exported (early-stopping friendly: the export is always the best
+model, training can be stopped at any time). The export is fp16 if the teacher-forced greedy
+tokens on valid batches stay identical in fp16, else fp32. The loop itself — checkpoints and
+``--resume``, budgets, tqdm, devices, ``--precision``, ``--grad-accum``, ``torchrun`` — is
+:class:`minicosy.training.Loop`.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.3.
@@ -34,11 +35,9 @@ References:
 from __future__ import annotations
 
 import copy
-import json
 import random
-import sys
-import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -47,8 +46,16 @@ from minicosy.data.manifest import read_manifest
 from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.lm.sequence import build_sequence, to_tensors, use_streaming
 from minicosy.text.chars import CharTokenizer
-from minicosy.training import length_batches, resume_checkpoint, warmup_cosine
-from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
+from minicosy.training import (
+    Loop,
+    LoopConfig,
+    add_loop_args,
+    apply_loop_args,
+    check_config,
+    length_batches,
+    warmup_cosine,
+)
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT
 
 
 @dataclass
@@ -67,6 +74,10 @@ class TrainConfig:
     p_pair: float = 0.5  # two utterances of one voice joined (ICL-shaped examples); see the module docstring
     n_valid: int = 300
     seed: int = 0
+    precision: str = "auto"  # bf16 autocast on CUDA, fp32 on CPU (minicosy.training.LoopConfig)
+    grad_accum: int = 1
+    workers: int = 0
+    log_every: int = 50
 
 
 def load_lm_data(corpus, split: str, tokens: dict, tokenizer: CharTokenizer) -> list[dict]:
@@ -112,7 +123,7 @@ def make_example(d: dict, tokenizer: CharTokenizer, cfg: LMConfig, rng: random.R
     text = d["text_ids"]
     if d["voice"] in tokenizer.speakers and rng.random() < p_tag:
         text = [tokenizer.speaker_id(d["voice"])] + text
-    streaming = use_streaming(len(text), len(d["speech"]), rng, p_streaming, cfg.mix_n, cfg.mix_m)
+    streaming = use_streaming(len(text), len(d["speech"]), rng, p_streaming, n=cfg.mix_n, m=cfg.mix_m)
     return build_sequence(text, d["speech"], streaming, cfg.mix_n, cfg.mix_m)
 
 
@@ -168,26 +179,20 @@ def fp16_safe(model: TextSpeechLM, examples: list, batch_tokens: int) -> bool:
     return True
 
 
-def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resume: bool = False,
-             export: str | Path | None = None, tokens: dict | None = None, progress: bool = True,
-             log=print) -> TextSpeechLM:
-    """Train on the ``train`` split of ``corpus``, validate on ``valid``; returns the final model.
+def lm_optimizer(model: TextSpeechLM, tc: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, weight decay on matrices only (not on embeddings, norms and biases)  [2]."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
 
-    Args:
-        tokens: ``{utt id: LongTensor}``; default :func:`load_token_cache` of the corpus.
-        export: stem of the exported best-valid model (``lm.safetensors`` + ``lm.json``).
+
+def load_lm_corpus(corpus, tokens: dict, cfg: LMConfig, tc: TrainConfig):
+    """``(tokenizer, voices, train, valid examples)`` with the checks a run needs before it starts.
+
+    Raises:
+        ValueError: no train or valid utterance has speech tokens, or a token does not fit the codebook.
     """
-    from tqdm import tqdm
-
-    if log is print and progress:
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
-    if tokens is None:
-        from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
-        tokens = load_token_cache(corpus)
-    device = pick_device(device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(tc.seed)
     voices = sorted({u.voice for u in read_manifest(corpus, split="train")})
     tokenizer = CharTokenizer(voices, max_speakers=cfg.text_vocab_size - CharTokenizer(max_speakers=0).vocab_size)
     train, valid = load_lm_data(corpus, "train", tokens, tokenizer), load_lm_data(corpus, "valid", tokens, tokenizer)
@@ -199,87 +204,65 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
         raise ValueError(f"speech token {top} does not fit codebook_size={cfg.codebook_size}; set it from the "
                          "speech tokenizer that made the cache.")
     valid_ex = fixed_examples(random.Random(tc.seed).sample(valid, min(tc.n_valid, len(valid))), tokenizer, cfg, tc)
-    log(f"train: {len(train)} utts, {sum(len(d['speech']) for d in train)} speech tokens, {len(voices)} voices; "
-        f"valid: {len(valid_ex)} utts")
+    return tokenizer, voices, train, valid_ex
 
-    model = TextSpeechLM(cfg).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "embed" not in n]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 or "embed" in n]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.95))
-    state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": [], "best": None, "valid_key": valid_key(tc)}
-    ckpt = run_dir / "ckpt.pt"
-    if resume:
-        state = resume_checkpoint(ckpt, model, opt, cfg, LMConfig, device, log) or state
-        # checkpoints written before ICL pairs existed validated on single utterances
-        saved_key = state.get("valid_key", valid_key(TrainConfig(n_valid=tc.n_valid, seed=tc.seed, p_pair=0.0)))
-        if saved_key != valid_key(tc):  # e.g. resumed with --p-pair: the valid set changed
-            log(f"validation set changed ({saved_key} → {valid_key(tc)}): the best-so-far restarts")
-            state.update(best=None, valid_key=valid_key(tc))
-    log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, device {device}")
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
 
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state, "config": cfg.to_dict(),
-                    "train_config": asdict(tc), "text_tokenizer": tokenizer.to_dict()}, ckpt)
+def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resume: bool = False,
+             export: str | Path | None = None, tokens: dict | None = None, progress: bool = True,
+             log=print) -> TextSpeechLM:
+    """Train on the ``train`` split of ``corpus``, validate on ``valid``; returns the final model.
 
-    def evaluate_and_export():
+    The loop (budgets, resume, devices, DDP) is :class:`minicosy.training.Loop`; here are the data
+    (examples redrawn every epoch), the loss (:meth:`TextSpeechLM.loss`) and the best-valid export.
+
+    Args:
+        tokens: ``{utt id: LongTensor}``; default :func:`load_token_cache` of the corpus.
+        export: stem of the exported best-valid model (``lm.safetensors`` + ``lm.json``).
+    """
+    loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc="lm"), run_dir, log)
+    if tokens is None:
+        from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
+        tokens = load_token_cache(corpus)
+    tokenizer, voices, train, valid_ex = load_lm_corpus(corpus, tokens, cfg, tc)
+    loop.log(f"train: {len(train)} utts, {sum(len(d['speech']) for d in train)} speech tokens, {len(voices)} voices; "
+             f"valid: {len(valid_ex)} utts")
+    model = TextSpeechLM(cfg).to(loop.device)
+    loop.log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, device {loop.device}")
+
+    def batches(epoch: int) -> list:
+        rng = random.Random(tc.seed * 100003 + epoch)  # layouts and tags of this epoch
+        examples = [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag)
+                    for d in pair_examples(train, tokenizer, rng, tc.p_pair)]
+        return [[examples[i] for i in b]
+                for b in make_batches([len(e[0]) for e in examples], tc.batch_tokens, tc.seed * 1000 + epoch)]
+
+    def evaluate(state: dict) -> dict:
         row = {"step": state["step"], **validate(model, valid_ex, tc.batch_tokens),
                "minutes": round(state["elapsed"] / 60, 2)}
-        state["history"].append(row)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
         if state["best"] is None or row["valid_loss"] < state["best"]["valid_loss"]:
             state["best"] = row
             if export is not None:
                 dtype = torch.float16 if fp16_safe(model, valid_ex, tc.batch_tokens) else torch.float32
                 model.save_pretrained(export, text_tokenizer=tokenizer.to_dict(), dtype=dtype, extra={"trained": {
-                    "steps": state["step"], "minutes": row["minutes"], "device": str(device),
+                    "steps": state["step"], "minutes": row["minutes"], "device": str(loop.device),
                     "train_utterances": len(train), "train_voices": voices, "best_valid": row,
-                    "train_config": asdict(tc), "history": list(state["history"])}})
+                    "train_config": asdict(tc), "history": state["history"] + [row]}})
         return row
 
-    t0 = time.time() - state["elapsed"]
-    bar = tqdm(total=tc.max_steps, initial=state["step"], disable=not progress, mininterval=5, file=sys.stderr,
-               dynamic_ncols=True, desc="lm")
-    model.train()
-    stop = state["step"] >= tc.max_steps
-    while not stop:
-        rng = random.Random(tc.seed * 100003 + state["epoch"])  # layouts and tags of this epoch
-        examples = [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag)
-                    for d in pair_examples(train, tokenizer, rng, tc.p_pair)]
-        batches = make_batches([len(e[0]) for e in examples], tc.batch_tokens, tc.seed * 1000 + state["epoch"])
-        for bi in range(state["pos"], len(batches)):
-            for g in opt.param_groups:
-                g["lr"] = lr_at(state["step"], tc, time.time() - t0)
-            with autocast:
-                out = model.loss(to_tensors([examples[i] for i in batches[bi]], cfg.codebook_size))
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-            opt.step()
-            state["step"] += 1
-            state["pos"] = bi + 1
-            state["elapsed"] = time.time() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{out['loss'].item():.3f}", acc=f"{out['acc'].item():.2f}", refresh=False)
-            if state["step"] % tc.eval_every == 0:
-                row = evaluate_and_export()
-                log(f"step {state['step']} loss {out['loss'].item():.3f} valid loss {row['valid_loss']:.3f} "
-                    f"acc {row['valid_acc']:.3f} ({row['minutes']:.1f} min)")
-            if state["step"] % tc.ckpt_every == 0:
-                save()
-            if state["step"] >= tc.max_steps or state["elapsed"] > 60 * tc.max_minutes:
-                stop = True
-                break
-        else:
-            state["epoch"] += 1
-            state["pos"] = 0
-    bar.close()
-    if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        row = evaluate_and_export()
-        log(f"final step {state['step']}: valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.3f}")
-    save()
+    def on_resume(saved: dict) -> None:
+        check_config(saved, cfg, LMConfig, loop.ckpt)
+        # checkpoints written before ICL pairs existed validated on single utterances
+        key = saved["state"].get("valid_key", valid_key(TrainConfig(n_valid=tc.n_valid, seed=tc.seed, p_pair=0.0)))
+        if key != valid_key(tc):  # e.g. resumed with --p-pair: the valid set changed
+            loop.log(f"validation set changed ({key} → {valid_key(tc)}): the best-so-far restarts")
+            saved["state"].update(best=None, valid_key=valid_key(tc))
+
+    opt = lm_optimizer(model, tc)
+    state = loop.fit({"model": model}, {"opt": opt}, lambda batch, _: model.loss(batch), batches=batches,
+                     collate=partial(to_tensors, codebook_size=cfg.codebook_size), eval_fn=evaluate,
+                     lr_fn=lambda step, elapsed: lr_at(step, tc, elapsed),
+                     state={"best": None, "valid_key": valid_key(tc)}, resume=resume, on_resume=on_resume,
+                     extra={"config": cfg.to_dict(), "train_config": asdict(tc), "text_tokenizer": tokenizer.to_dict()})
     model.eval()
     model.meta = {"text_tokenizer": tokenizer.to_dict(), "trained": {"steps": state["step"], "best": state["best"]}}
     return model
@@ -301,6 +284,7 @@ def _train_cmd(args) -> int:
     for k in ("max_steps", "max_minutes", "batch_tokens", "lr", "seed", "eval_every", "p_pair"):
         if getattr(args, k) is not None:
             setattr(tc, k, getattr(args, k))
+    apply_loop_args(args, tc)
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / "lm")
     out = args.out or (REPO_ROOT / "runs" / f"lm_{args.preset}")
     tokens = None
@@ -330,7 +314,7 @@ def register_cli(groups) -> None:
     p.add_argument("--p-pair", type=float, default=None,
                    help=f"share of ICL-shaped examples (two utterances of one voice; default {TrainConfig.p_pair})")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
+    add_loop_args(p, TrainConfig.precision)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train_cmd)

@@ -18,15 +18,15 @@ from pathlib import Path
 import torch
 
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.speech_tokenizer.model import PRETRAINED_DIR, SAMPLE_RATE, SpeechTokenizer
-from minicosy.utils import DEFAULT_CORPUS_DIR, checkpoint_stem
+from minicosy.speech_tokenizer.model import SAMPLE_RATE, SpeechTokenizer
+from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR, checkpoint_stem
 
 CACHE_NAME = "speech_tokens.pt"
 
 
 def tokenizer_checksum(tokenizer: str | Path | None = None) -> str:
     """SHA-256 (first 16 hex digits) over the tokenizer's ``.json`` and ``.safetensors`` files."""
-    stem = checkpoint_stem(PRETRAINED_DIR / "speech_tokenizer" if tokenizer is None else tokenizer, "speech_tokenizer")
+    stem = checkpoint_stem(DEFAULT_CHECKPOINT if tokenizer is None else tokenizer, "speech_tokenizer")
     h = hashlib.sha256()
     for suffix in (".json", ".safetensors"):
         path = stem.with_suffix(suffix)
@@ -69,7 +69,8 @@ def build_token_cache(corpus: str | Path = DEFAULT_CORPUS_DIR, tokenizer: str | 
     def save():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        torch.save({"checksum": checksum, "tokenizer": str(checkpoint_stem(tokenizer or PRETRAINED_DIR, "speech_tokenizer")),
+        torch.save({"checksum": checksum,
+                    "tokenizer": str(checkpoint_stem(tokenizer or DEFAULT_CHECKPOINT, "speech_tokenizer")),
                     "codebook_size": model.codebook_size, "tokens": tokens}, tmp)
         tmp.replace(path)
 

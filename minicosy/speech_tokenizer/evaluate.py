@@ -29,9 +29,9 @@ import torch
 
 from minicosy.data.manifest import read_manifest
 from minicosy.speech_tokenizer.fsq import codebook_usage
-from minicosy.speech_tokenizer.model import PRETRAINED_DIR, SpeechTokenizer
+from minicosy.speech_tokenizer.model import SpeechTokenizer
 from minicosy.speech_tokenizer.train import cer, load_split, run_model
-from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT
+from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR, REPO_ROOT
 
 
 def collapse_repeats(seq) -> list[int]:
@@ -138,7 +138,7 @@ def evaluate_tokenizer(model: SpeechTokenizer, manifest, split: str = "valid", t
 def _eval_cmd(args) -> int:
     torch.set_num_threads(args.threads)
     manifest = Path(args.corpus) / "manifest.jsonl" if Path(args.corpus).is_dir() else Path(args.corpus)
-    paths = args.checkpoint or [PRETRAINED_DIR / "speech_tokenizer", PRETRAINED_DIR / "vq_tokenizer"]
+    paths = args.checkpoint or [DEFAULT_CHECKPOINT / "speech_tokenizer", DEFAULT_CHECKPOINT / "vq_tokenizer"]
     rel = lambda p: str(Path(p).resolve().relative_to(REPO_ROOT) if Path(p).resolve().is_relative_to(REPO_ROOT)  # noqa: E731
                         else p)
     report = {"corpus": rel(manifest), "split": args.split, "results": {}}

@@ -27,7 +27,7 @@ Simplifications (each marked in the code):
 * Encoder2 is a few transformer blocks, not the rest of a 700M-parameter ASR model.
 * Input normalisation: per-mel-bin mean/std measured on the training features (stored as buffers).
 
-The VQ baseline (``quantizer="vq"``) swaps FSQ for :class:`minicosy.fsq.VectorQuantizer` with the
+The VQ baseline (``quantizer="vq"``) swaps FSQ for :class:`minicosy.speech_tokenizer.fsq.VectorQuantizer` with the
 same encoder, the same codebook size and the same training; ``vq_restart=False`` is the plain
 VQ-VAE quantizer (it collapses onto a handful of codes). Measured figures (codebook
 use, CER, speaker probe): ``data/pretrained/tiny/speech_tokenizer_eval.json``, produced by
@@ -44,8 +44,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -53,15 +52,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.audio import check_waveform, tokenizer_features
+from minicosy.checkpoint import CheckpointMixin
+from minicosy.config import StageConfig
 from minicosy.nn import Block
 from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer
 from minicosy.text.normalize import normalize_transcript
-from minicosy.utils import REPO_ROOT, checkpoint_stem, pick_device
+from minicosy.utils import DEFAULT_CHECKPOINT
 
 SAMPLE_RATE = 16000
 SAMPLES_PER_TOKEN = 640  # 4 feature frames of 160 samples: 25 tokens per second
 TOKEN_RATE = SAMPLE_RATE // SAMPLES_PER_TOKEN
-PRETRAINED_DIR = REPO_ROOT / "data" / "pretrained" / "tiny"
+PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 #: CTC alphabet: index 0 is the blank, then space, apostrophe, a–z.
 ALPHABET = "_ 'abcdefghijklmnopqrstuvwxyz"
 
@@ -90,37 +91,47 @@ def ctc_greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[str]:
 
 
 @dataclass
-class SpeechTokenizerConfig:
+class SpeechTokenizerConfig(StageConfig):
+    """Sizes of the speech tokenizer. The bare constructor is :meth:`tiny` (the committed checkpoints'
+    preset, 243 FSQ codes); :meth:`paper` gives the published sizes (6561 codes)."""
+
+    what = "speech tokenizer config"
+
     n_mels: int = 80  # 16 kHz log-mel, 100 Hz (minicosy.audio.tokenizer_features)
-    d_model: int = 1280  # SenseVoice-Large / Whisper-large width
-    n_heads: int = 20
-    enc1_layers: int = 6  # Encoder1: 6 blocks after the convs   [CV2 §2.2]
-    enc2_layers: int = 6  # simplification: the paper's Encoder2 is the rest of SenseVoice-Large
+    d_model: int = 144  # paper: 1280, the SenseVoice-Large / Whisper-large width
+    n_heads: int = 4  # paper: 20
+    enc1_layers: int = 3  # Encoder1: blocks after the convs (paper: 6   [CV2 §2.2])
+    enc2_layers: int = 2  # simplification: the paper's Encoder2 is the rest of SenseVoice-Large (paper preset: 6)
     ff_mult: int = 4
     dropout: float = 0.1
     quantizer: str = "fsq"  # "fsq" (the paper) or "vq" (the baseline it replaced)
-    fsq_dims: int = 8  # D
-    fsq_K: int = 1  # codes in [-K, K]: (2K+1)^D = 6561 tokens
-    vq_codebook_size: int = 4096  # CosyVoice 1's VQ
+    fsq_dims: int = 5  # D (paper: 8)
+    fsq_K: int = 1  # codes in [-K, K]: (2K+1)^D = 243 tokens (paper: 3^8 = 6561)
+    vq_codebook_size: int = 243  # the VQ baseline gets as many codes as FSQ (paper preset: 4096, CosyVoice 1's VQ)
     vq_restart: bool = True  # VQ baseline: restart dead codes (False = plain VQ-VAE, which collapsed in our runs)
     ctc_upsample: int = 2  # CTC slots per 25 Hz frame
-    utterance_cmn: bool = False  # also subtract each clip's own per-bin mean (cepstral mean normalisation)
+    utterance_cmn: bool = True  # also subtract each clip's own per-bin mean (cepstral mean normalisation)
     vocab_size: int = len(ALPHABET)
 
     @classmethod
-    def paper(cls) -> "SpeechTokenizerConfig":
-        """Published sizes: Encoder1 = 2 convs + 6 blocks of width 1280; FSQ 8 × 3 levels."""
-        return cls()
+    def tiny(cls, **overrides) -> "SpeechTokenizerConfig":
+        """Trains on one CPU thread in about an hour and a half; the bare constructor. FSQ D = 5, K = 1
+        → 243 codes: the paper's 3 levels per dim, fewer dims because a tiny model trained for minutes
+        spreads its tokens over a few hundred codes, not thousands, and 243 codes at 25 Hz still carry
+        198 bit/s, several times the ~60 bit/s of the transcript. The tiny LM's output layer stays
+        small too. The VQ baseline gets the same 243 codes. Per-utterance CMN is on."""
+        return cls(**overrides)
 
     @classmethod
-    def tiny(cls) -> "SpeechTokenizerConfig":
-        """Trains on one CPU thread in about an hour and a half. FSQ D = 5, K = 1 → 243 codes: the
-        paper's 3 levels per dim, fewer dims because a tiny model trained for minutes spreads its
-        tokens over a few hundred codes, not thousands, and 243 codes at 25 Hz still carry 198
-        bit/s, several times the ~60 bit/s of the transcript. The tiny LM's output layer stays
-        small too. The VQ baseline gets the same 243 codes. Per-utterance CMN is on."""
-        return cls(d_model=144, n_heads=4, enc1_layers=3, enc2_layers=2, dropout=0.1,
-                   fsq_dims=5, fsq_K=1, vq_codebook_size=243, utterance_cmn=True)
+    def paper(cls, **overrides) -> "SpeechTokenizerConfig":
+        """Published sizes: Encoder1 = 2 convs + 6 blocks of width 1280; FSQ 8 × 3 levels; no CMN."""
+        return cls(**{"d_model": 1280, "n_heads": 20, "enc1_layers": 6, "enc2_layers": 6, "fsq_dims": 8, "fsq_K": 1,
+                      "vq_codebook_size": 4096, "utterance_cmn": False, **overrides})
+
+    @classmethod
+    def legacy_defaults(cls) -> dict:
+        """Until ``minicosy-checkpoint-1`` the bare ``SpeechTokenizerConfig()`` was the paper size."""
+        return cls.paper().to_dict()
 
     @property
     def codebook_size(self) -> int:
@@ -130,18 +141,6 @@ class SpeechTokenizerConfig:
     def label(self) -> str:
         """``fsq``, ``vq`` (with dead-code restarts) or ``vq-plain``."""
         return self.quantizer if self.quantizer == "fsq" or self.vq_restart else "vq-plain"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SpeechTokenizerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown speech-tokenizer config keys {sorted(unknown)}: the checkpoint was "
-                             "written by another minicosy version.")
-        return cls(**d)
 
 
 # ----------------------------------------------------------------------------- blocks
@@ -167,11 +166,21 @@ class Subsample(nn.Module):
 # ----------------------------------------------------------------------------- the tokenizer
 
 
-class SpeechTokenizer(nn.Module):
-    """Encoder1 → FSQ (or VQ) → Encoder2 → CTC head. ``encode`` gives the 25 Hz token ids."""
+class SpeechTokenizer(CheckpointMixin, nn.Module):
+    """Encoder1 → FSQ (or VQ) → Encoder2 → CTC head. ``encode`` gives the 25 Hz token ids.
 
-    def __init__(self, cfg: SpeechTokenizerConfig):
+    ``SpeechTokenizer.from_pretrained()`` loads the committed FSQ tokenizer ``DEFAULT_CHECKPOINT/speech_tokenizer``;
+    ``from_pretrained(DEFAULT_CHECKPOINT / "vq_tokenizer")`` the VQ baseline (:mod:`minicosy.checkpoint`).
+    """
+
+    # fp32, never fp16: the tokens are discrete, and fp16 weights flip some of them (an argmin/round
+    # near a boundary); the LM and the flow are trained on exactly these tokens.
+    stage, config_class, save_dtype = "speech_tokenizer", SpeechTokenizerConfig, torch.float32
+    train_hint = "Train one with `minicosy train tokenizer --preset tiny` or pass the path of an existing one."
+
+    def __init__(self, cfg: SpeechTokenizerConfig | None = None):
         super().__init__()
+        cfg = cfg or SpeechTokenizerConfig()
         if cfg.quantizer not in ("fsq", "vq"):
             raise ValueError(f"quantizer must be 'fsq' or 'vq', got {cfg.quantizer!r}.")
         self.cfg = cfg
@@ -351,41 +360,3 @@ class SpeechTokenizer(nn.Module):
     def embed_tokens(self, indices: torch.Tensor) -> torch.Tensor:
         """Token ids ``(..., T)`` → the quantised vectors ``Ĥ`` ``(..., T, d)`` that Encoder2 reads."""
         return self.quantizer.embed_tokens(indices.to(self.device))
-
-    # -- save / load ------------------------------------------------------------------------
-
-    def save_pretrained(self, path: str | Path, extra: dict | None = None) -> Path:
-        """Write ``<stem>.safetensors`` (fp32 weights) and ``<stem>.json`` (config + ``extra``)."""
-        from minicosy.utils import write_checkpoint
-
-        # fp32, never fp16: the tokens are discrete, and fp16 weights flip some of them (an argmin/round
-        # near a boundary); the LM and the flow are trained on exactly these tokens.
-        state = {k: v.float() if v.is_floating_point() else v for k, v in self.state_dict().items()}
-        return write_checkpoint(checkpoint_stem(path, "speech_tokenizer"), state,
-                                {"format": "minicosy-speech-tokenizer-1", "config": self.cfg.to_dict(), **(extra or {})})
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device=None) -> "SpeechTokenizer":
-        """Load a checkpoint written by :meth:`save_pretrained`.
-
-        Args:
-            path: ``None`` → the committed tiny FSQ tokenizer ``data/pretrained/tiny/speech_tokenizer``;
-                a folder → ``<folder>/speech_tokenizer``; otherwise a stem or the ``.json`` /
-                ``.safetensors`` file (e.g. ``data/pretrained/tiny/vq_tokenizer``).
-            device: as for :func:`minicosy.utils.pick_device` (default: CUDA if available).
-        """
-        from minicosy.utils import check_state_matches, read_checkpoint
-
-        stem = checkpoint_stem(PRETRAINED_DIR / "speech_tokenizer" if path is None else path, "speech_tokenizer")
-        meta, state = read_checkpoint(stem, "speech tokenizer checkpoint",
-                                      "Train one with `minicosy train tokenizer --preset tiny` or pass the path of an "
-                                      "existing one.")
-        if "config" not in meta:
-            raise ValueError(f"{stem}.json is not a minicosy speech-tokenizer config (no 'config' key).")
-        model = cls(SpeechTokenizerConfig.from_dict(meta["config"]))
-        expected = model.state_dict()
-        check_state_matches(expected, state, f"{stem}.safetensors")
-        model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()})
-        model.meta = meta
-        return model.to(pick_device(device)).eval()
-

@@ -18,9 +18,9 @@ speakers it never heard.
 
 * :func:`load_split` — 16 kHz log-mels of one manifest split, computed once and cached as a
   ``.pt`` file (``<corpus>/cache/``), so an epoch costs only the network.
-* :func:`train_tokenizer` — length-bucketed batches, AdamW with warm-up + cosine decay,
-  SpecAugment, gradient clipping, a tqdm progress bar, validation CER, checkpoints with resume
-  (model, optimiser, step, position in the epoch, elapsed time), and an fp16 export.
+* :func:`tokenizer_loss`, :func:`train_tokenizer` — the augmented CTC loss, and the run around it:
+  length-bucketed batches, AdamW with warm-up + cosine decay, validation CER and the export; the loop
+  (gradient clipping, tqdm, checkpoints with resume, devices, ``torchrun``) is :class:`minicosy.training.Loop`.
 * :func:`run_model`, :func:`cer` — the eval-mode pass and the CER that validation and
   :mod:`minicosy.speech_tokenizer.evaluate` share.
 
@@ -33,10 +33,7 @@ References:
 from __future__ import annotations
 
 import argparse
-import json
 import random
-import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,13 +41,26 @@ import numpy as np
 import torch
 
 from minicosy import judges
-from minicosy.speech_tokenizer.fsq import codebook_usage
 from minicosy.data.manifest import manifest_root, read_manifest
-from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig,
-                                             ctc_greedy_decode, text_to_ids)
+from minicosy.speech_tokenizer.fsq import codebook_usage
+from minicosy.speech_tokenizer.model import (
+    SpeechTokenizer,
+    SpeechTokenizerConfig,
+    ctc_greedy_decode,
+    text_to_ids,
+)
 from minicosy.text.normalize import normalize_transcript
-from minicosy.training import cached_features, length_batches, resume_checkpoint, warmup_cosine
-from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT, pick_device, seed_everything
+from minicosy.training import (
+    Loop,
+    LoopConfig,
+    add_loop_args,
+    apply_loop_args,
+    cached_features,
+    check_config,
+    length_batches,
+    warmup_cosine,
+)
+from minicosy.utils import DEFAULT_CORPUS_DIR, REPO_ROOT
 
 # ----------------------------------------------------------------------------- data
 
@@ -187,6 +197,10 @@ class TrainConfig:
     vtlp: float = 0.12  # per-utterance VTLP factor drawn from [1 - vtlp, 1 + vtlp]; 0 turns it off
     speed_perturb: tuple = (0.9, 1.0, 1.1)  # per-utterance speed factor, drawn uniformly; (1.0,) turns it off
     seed: int = 0
+    precision: str = "fp32"  # minicosy.training.LoopConfig: auto, fp32, bf16, fp16
+    grad_accum: int = 1
+    workers: int = 0
+    log_every: int = 50
 
 
 def lr_at(step: int, tc: TrainConfig, elapsed_s: float = 0.0) -> float:
@@ -205,21 +219,29 @@ def augment(raw: list[torch.Tensor], tc: TrainConfig, gen: torch.Generator) -> l
     return raw
 
 
-def train_step(model: SpeechTokenizer, opt: torch.optim.Optimizer, batch: list[dict], tc: TrainConfig,
-               gen: torch.Generator, lr: float) -> float:
-    """One optimisation step on a batch of cached utterances; returns the CTC loss."""
+def tokenizer_loss(model: SpeechTokenizer, batch: list[dict], tc: TrainConfig, gen: torch.Generator) -> dict:
+    """Augment a batch of cached utterances and score it: ``loss`` (CTC + aux, the one to minimise),
+    ``ctc`` (the ASR loss alone) and ``n`` (feature frames, the batch's weight across processes)."""
     feats, lengths = model.pad_features(augment([d["feats"] for d in batch], tc, gen))
     if tc.spec_augment:
         feats = spec_augment(feats, lengths, gen)
-    for g in opt.param_groups:
-        g["lr"] = lr
     out = model(feats, lengths)
     loss = model.ctc_loss(out, [text_to_ids(d["text"]) for d in batch])  # the ASR loss   [CV2 §2.2]
+    # aux: the VQ baseline's commitment loss (0 for FSQ)
+    return {"loss": loss + out["aux"], "ctc": loss.detach(), "n": float(lengths.sum())}
+
+
+def train_step(model: SpeechTokenizer, opt: torch.optim.Optimizer, batch: list[dict], tc: TrainConfig,
+               gen: torch.Generator, lr: float) -> float:
+    """One optimisation step on a batch of cached utterances, without the loop; returns the CTC loss."""
+    for g in opt.param_groups:
+        g["lr"] = lr
+    out = tokenizer_loss(model, batch, tc, gen)
     opt.zero_grad(set_to_none=True)
-    (loss + out["aux"]).backward()  # aux: the VQ baseline's commitment loss (0 for FSQ)
+    out["loss"].backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
     opt.step()
-    return loss.item()
+    return out["ctc"].item()
 
 
 def new_model(cfg: SpeechTokenizerConfig, train: list[dict], device) -> SpeechTokenizer:
@@ -246,91 +268,40 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
                     log=print) -> SpeechTokenizer:
     """Train a tokenizer on the ``train`` split of ``manifest``; validate on ``valid``.
 
-    Checkpoints go to ``run_dir/ckpt.pt`` every ``tc.ckpt_every`` steps; ``resume=True`` continues
-    from there. At the end the model is exported (fp32 safetensors + JSON) to ``export``.
+    The loop (:class:`minicosy.training.Loop`) checkpoints to ``run_dir/ckpt.pt`` every
+    ``tc.ckpt_every`` steps; ``resume=True`` continues from there. At the end the model is exported
+    (fp32 safetensors + JSON) to ``export``.
     """
-    from tqdm import tqdm
-
-    if log is print and progress:  # print above the progress bar, not through it
-        log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
-    device = pick_device(device)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    seed_everything(tc.seed)
-    train = load_split(manifest, "train")
-    valid = load_split(manifest, "valid")
+    loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc=f"tokenizer[{cfg.label}]"), run_dir, log)
+    train, valid = load_split(manifest, "train"), load_split(manifest, "valid")
     train_voices = sorted({d["voice"] for d in train})
-    rng = random.Random(tc.seed)
-    valid_sub = sorted(rng.sample(range(len(valid)), min(tc.n_valid, len(valid))))
-    valid_sub = [valid[i] for i in valid_sub]
-    log(f"train: {len(train)} utts, {sum(d['feats'].shape[1] for d in train) / 360000:.2f} h, "
-        f"{len(train_voices)} voices; valid: {len(valid)} utts")
-
-    model = new_model(cfg, train, device)
+    valid_sub = [valid[i] for i in sorted(random.Random(tc.seed).sample(range(len(valid)), min(tc.n_valid, len(valid))))]
+    loop.log(f"train: {len(train)} utts, {sum(d['feats'].shape[1] for d in train) / 360000:.2f} h, "
+             f"{len(train_voices)} voices; valid: {len(valid)} utts")
+    model = new_model(cfg, train, loop.device)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
-    state = {"step": 0, "epoch": 0, "pos": 0, "elapsed": 0.0, "history": []}
-    ckpt = run_dir / "ckpt.pt"
-    if resume:
-        state = resume_checkpoint(ckpt, model, opt, cfg, SpeechTokenizerConfig, device, log) or state
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"model: {n_params / 1e6:.2f} M parameters, quantizer {cfg.quantizer} ({model.codebook_size} codes), "
-        f"device {device}")
+    loop.log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, quantizer "
+             f"{cfg.quantizer} ({model.codebook_size} codes), device {loop.device}")
+    n_batches = [0]
 
-    def save():
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "config": cfg.to_dict(), "train_config": asdict(tc)}, ckpt)
+    def batches(epoch: int) -> list:
+        out = [[train[i] for i in b] for b in make_batches(train, tc.batch_frames, tc.seed * 1000 + epoch)]
+        n_batches[0] = len(out)
+        return out
 
-    def log_validation():
-        row = validate(model, valid_sub, train_voices, state["step"])
-        state["history"].append(row)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(row) + "\n")
-        return row
-
-    gen = torch.Generator().manual_seed(tc.seed + state["step"])
-    t0 = time.time() - state["elapsed"]
-    bar = tqdm(total=tc.max_steps, initial=state["step"], disable=not progress, mininterval=5,
-               file=sys.stderr, dynamic_ncols=True, desc=f"tokenizer[{cfg.label}]")
-    model.train()
-    stop, batches = False, []
-    while not stop and state["step"] < tc.max_steps:
-        batches = make_batches(train, tc.batch_frames, tc.seed * 1000 + state["epoch"])
-        for bi in range(state["pos"], len(batches)):
-            batch = [train[i] for i in batches[bi]]
-            loss = train_step(model, opt, batch, tc, gen, lr_at(state["step"], tc, time.time() - t0))
-            state["step"] += 1
-            state["pos"] = bi + 1
-            state["elapsed"] = time.time() - t0
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.3f}", lr=f"{opt.param_groups[0]['lr']:.1e}", refresh=False)
-            if state["step"] % tc.eval_every == 0 or state["step"] == tc.max_steps:
-                row = log_validation()
-                model.train()
-                log(f"step {state['step']} loss {loss:.3f} valid CER train-voices "
-                    f"{row['cer_train_voices']:.3f} held-out {row['cer_heldout_voices']:.3f} "
-                    f"utilisation {row['utilisation']:.3f} ({state['elapsed'] / 60:.1f} min)")
-            if state["step"] % tc.ckpt_every == 0:
-                save()
-            if state["step"] >= tc.max_steps or state["elapsed"] > 60 * tc.max_minutes:
-                stop = True
-                break
-        else:
-            state["epoch"] += 1
-            state["pos"] = 0
-    bar.close()
-    if not state["history"] or state["history"][-1]["step"] != state["step"]:
-        row = log_validation()
-        log(f"final step {state['step']}: valid CER train-voices {row['cer_train_voices']:.3f} "
-            f"held-out {row['cer_heldout_voices']:.3f} utilisation {row['utilisation']:.3f}")
-    save()
+    state = loop.fit({"model": model}, {"opt": opt}, lambda batch, loop: tokenizer_loss(model, batch, tc, loop.gen),
+                     batches=batches, eval_fn=lambda st: validate(model, valid_sub, train_voices, st["step"]),
+                     lr_fn=lambda step, elapsed: lr_at(step, tc, elapsed), resume=resume,
+                     on_resume=lambda saved: check_config(saved, cfg, SpeechTokenizerConfig, loop.ckpt),
+                     extra={"config": cfg.to_dict(), "train_config": asdict(tc)})
     model.eval()
-    if export is not None:
+    if export is not None and loop.is_main:
         stem = model.save_pretrained(export, extra={"trained": {
-            "steps": state["step"], "epochs": state["epoch"] + state["pos"] / max(1, len(batches)),
-            "minutes": round(state["elapsed"] / 60, 1), "device": str(device),
+            "steps": state["step"], "epochs": state["epoch"] + state["pos"] / max(1, n_batches[0]),
+            "minutes": round(state["elapsed"] / 60, 1), "device": str(loop.device),
             "train_utterances": len(train), "train_voices": train_voices, "last_valid": state["history"][-1],
             "train_config": asdict(tc)}})
-        log(f"exported {stem}.safetensors / .json")
+        loop.log(f"exported {stem}.safetensors / .json")
     return model
 
 
@@ -348,6 +319,7 @@ def _train_cmd(args) -> int:
     for k in ("max_steps", "max_minutes", "batch_frames", "lr", "seed", "eval_every"):
         if getattr(args, k) is not None:
             setattr(tc, k, getattr(args, k))
+    apply_loop_args(args, tc)
     name = {"fsq": "speech_tokenizer", "vq": "vq_tokenizer", "vq-plain": "vq_plain_tokenizer"}[args.quantizer]
     export = args.export or (REPO_ROOT / "data" / "pretrained" / args.preset / name)
     out = args.out or (REPO_ROOT / "runs" / f"tokenizer_{args.preset}_{args.quantizer}")
@@ -374,7 +346,7 @@ def register_cli(groups) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None)
+    add_loop_args(p, TrainConfig.precision)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_train_cmd)

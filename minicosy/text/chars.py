@@ -87,10 +87,6 @@ class CharTokenizer:
         """Every id the LM's text embedding must hold (tag slots included, used or not)."""
         return self.n_chars + self.max_speakers
 
-    @property
-    def space_id(self) -> int:
-        return self._char_to_id[" "]
-
     def add_speaker(self, name: str) -> int:
         """Give ``name`` a tag id (idempotent); returns it.
 

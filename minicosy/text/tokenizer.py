@@ -46,14 +46,14 @@ from typing import Iterable
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from minicosy.utils import REPO_ROOT
+from minicosy.utils import DEFAULT_CHECKPOINT, REPO_ROOT
 
 PAD, UNK, EOT = "<|pad|>", "<|unk|>", "<|endoftext|>"
 SPECIAL_TOKENS = (PAD, UNK, EOT)
 BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
 #: First id after the specials and the byte tokens.
 FIRST_LEARNED_ID = len(SPECIAL_TOKENS) + len(BYTE_TOKENS)
-DEFAULT_PATH = REPO_ROOT / "data" / "pretrained" / "tiny" / "text_tokenizer.json"
+DEFAULT_PATH = DEFAULT_CHECKPOINT / "text_tokenizer.json"  # beside the five stages (minicosy.checkpoint)
 
 # Pre-tokenisation (GPT-2 style, without the English contractions): a run of Han characters,
 # a run of other letters, one digit, a run of punctuation/symbols — each optionally led by one

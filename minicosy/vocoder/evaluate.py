@@ -28,8 +28,9 @@ import numpy as np
 
 from minicosy.audio import load_audio, log_mel
 from minicosy.data.corpus import HELDOUT_VOICES
+from minicosy.utils import DEFAULT_CHECKPOINT
 from minicosy.vocoder.griffinlim import griffin_lim
-from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder
+from minicosy.vocoder.hift import Vocoder
 
 HELD_OUT = tuple(HELDOUT_VOICES)
 SYSTEMS = ("recording", "griffin_lim", "neural")
@@ -234,7 +235,7 @@ def add_eval_args(p) -> None:
     p.add_argument("--split", default="test")
     p.add_argument("--per-voice", type=int, default=8)
     p.add_argument("--jobs", type=int, default=1, help="pocketsphinx processes")
-    p.add_argument("--out", default=str(DEFAULT_PRETRAINED / "vocoder_eval.json"))
+    p.add_argument("--out", default=str(DEFAULT_CHECKPOINT / "vocoder_eval.json"))
     p.add_argument("--reuse", default=None,
                    help="an earlier vocoder_eval.json: reuse its recording / Griffin-Lim records")
     p.add_argument("--compare-to", default=None,

@@ -1,7 +1,7 @@
 """Griffin-Lim: the no-training baseline vocoder, from the same 80-bin log-mel.
 
 Stage: the classic answer to "a mel has no phase" (docs/paper_vs_code.md §2, "Vocoder": the baseline that the
-HiFT-style :class:`minicosy.vocoder.Vocoder` must beat). Two steps:
+HiFT-style :class:`minicosy.vocoder.hift.Vocoder` must beat). Two steps:
 
 1. **Undo the mel filterbank.** ``mel = M·|X|`` with ``M`` the 80 × 961 Slaney filterbank loses
    detail (80 numbers per frame for 961 bins); :func:`mel_to_magnitude` finds a non-negative

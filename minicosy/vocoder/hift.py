@@ -4,7 +4,7 @@ Stage: the last block of CosyVoice 2 (docs/paper_vs_code.md §1–2). A mel spec
 the short-time spectrum on a warped frequency axis and throws the phase away; a vocoder has to
 invent a waveform whose mel matches. Two ways are implemented here:
 
-* :func:`minicosy.griffinlim.griffin_lim` — the classic signal-processing answer, no training:
+* :func:`minicosy.vocoder.griffinlim.griffin_lim` — the classic signal-processing answer, no training:
   undo the filterbank, then alternate projections for a phase [3, 4] (in its own module).
 * :class:`Vocoder` — HiFT [1, 2]: a neural-source-filter (NSF) vocoder with an iSTFT head.
 
@@ -14,12 +14,14 @@ invent a waveform whose mel matches. Two ways are implemented here:
   3. an **upsampling stack** (transposed convs + Snake [6] residual blocks, HiFi-GAN style [7])
      brings the mel from 50 Hz to the frame rate of a small STFT, fed at every level with
      down-sampled STFT frames of the source;
-  4. an **iSTFT head** [8] predicts log-magnitude and phase of that small STFT, and ``torch.istft``
+  4. an **iSTFT head** [8] predicts log-magnitude and phase of that STFT, and ``torch.istft``
      makes the waveform: the last, most expensive upsampling steps become one FFT.
 
   Paper/official sizes: upsampling ``[8, 5, 3]`` (×120) then a 16-point iSTFT with hop 4 (×4):
-  ×480 in all, see :meth:`VocoderConfig.paper`. The ``tiny`` preset stops at ×40 and lets a
-  48-point iSTFT (hop 12) do the rest, so it trains on two CPU cores.
+  ×480 in all, see :meth:`VocoderConfig.paper`. The ``tiny`` preset (:meth:`VocoderConfig.tiny`)
+  has a single ×4 level (50 → 200 Hz) and lets a 480-point iSTFT (hop 120) do the rest, with the
+  harmonic source's own STFT phase under the predicted one (``source_phase=True``), so it trains
+  on two CPU cores. The bare ``VocoderConfig()`` is the tiny preset, as for every stage.
 
 * :meth:`Vocoder.stream` — chunked synthesis with the three caches of the official streaming
   runtime: a **mel cache** (left context frames), a **source cache** (F0 of trusted frames and the
@@ -46,9 +48,8 @@ Deliberate differences from the official code are marked ``# simplification:``.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -58,33 +59,41 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from minicosy.audio import check_mel
-from minicosy.utils import REPO_ROOT
+from minicosy.checkpoint import CheckpointMixin
+from minicosy.config import StageConfig
+from minicosy.utils import DEFAULT_CHECKPOINT
 
-DEFAULT_PRETRAINED = REPO_ROOT / "data" / "pretrained" / "tiny"
-WEIGHTS_NAME, CONFIG_NAME = "vocoder.safetensors", "vocoder.json"
+DEFAULT_PRETRAINED = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
+WEIGHTS_NAME, CONFIG_NAME = "vocoder.safetensors", "vocoder.json"  # the files in a checkpoint folder
 
 
 # ----------------------------------------------------------------------------- config
 
 
 @dataclass
-class VocoderConfig:
-    """Sizes of the HiFT-style generator. ``prod(upsample_rates) * istft_hop`` must be 480."""
+class VocoderConfig(StageConfig):
+    """Sizes of the HiFT-style generator. ``prod(upsample_rates) * istft_hop`` must be 480.
+
+    The bare constructor is :meth:`tiny` (what ``Vocoder()`` builds and the committed checkpoint
+    holds); :meth:`paper` gives the sizes of CosyVoice 2's HiFT.
+    """
+
+    what = "vocoder config"
 
     n_mels: int = 80
     sample_rate: int = 24000
     hop_length: int = 480  # samples per mel frame (50 Hz)
-    base_channels: int = 64  # channels after conv_pre; halved at every upsampling level
-    upsample_rates: tuple = (8, 5)  # 50 Hz → 400 Hz → 2 kHz STFT frames
-    upsample_kernel_sizes: tuple = (16, 11)
+    base_channels: int = 128  # channels after conv_pre; halved at every upsampling level
+    upsample_rates: tuple = (4,)  # 50 Hz → 200 Hz STFT frames (paper: 8, 5, 3 → 6 kHz)
+    upsample_kernel_sizes: tuple = (8,)
     resblock_kernel_sizes: tuple = (3, 7)  # one Snake residual block per kernel, averaged
     resblock_dilations: tuple = ((1, 3, 5), (1, 3, 5))
-    source_resblock_kernel_sizes: tuple = (7, 11)  # one per upsampling level
-    istft_n_fft: int = 48
-    istft_hop: int = 12
-    # False (HiFT): the head's phase is sin(b) alone. True (tiny preset): the phase of the harmonic
-    # source's own STFT plus sin(b), and the source enters the network as its log-magnitude.
-    source_phase: bool = False
+    source_resblock_kernel_sizes: tuple = (7,)  # one per upsampling level
+    istft_n_fft: int = 480  # paper: 16
+    istft_hop: int = 120  # paper: 4
+    # False (HiFT, the paper preset): the head's phase is sin(b) alone. True (tiny preset): the phase of
+    # the harmonic source's own STFT plus sin(b), and the source enters the network as its log-magnitude.
+    source_phase: bool = True
     n_harmonics: int = 8  # sines at k·F0, k = 1..n_harmonics+1
     sine_amp: float = 0.1  # NSF α
     noise_std: float = 0.003  # NSF σ (voiced frames); unvoiced frames get noise of std α/3
@@ -93,10 +102,10 @@ class VocoderConfig:
     f0_layers: int = 3
     f0_scale: float = 100.0  # the F0 head predicts Hz / 100, so its output starts at a sensible scale
     audio_limit: float = 0.99
-    # Streaming: the tiny generator sees ±8 mel frames, so 16 frames of left context and 8 held
-    # back make the recomputed join exact; only the cross-fade itself differs from offline.
-    stream_context: int = 16  # frames of mel kept as left context between chunks (the mel cache)
-    stream_lookahead: int = 8  # frames of audio held back per chunk and cross-faded at the join
+    # Streaming: the tiny generator sees ±14 mel frames, so 24 frames of left context and 12 held back
+    # make the recomputed join exact (paper() sets the same); only the cross-fade differs from offline.
+    stream_context: int = 24  # frames of mel kept as left context between chunks (the mel cache)
+    stream_lookahead: int = 12  # frames of audio held back per chunk and cross-faded at the join
 
     def __post_init__(self):
         self.upsample_rates = tuple(self.upsample_rates)
@@ -113,8 +122,8 @@ class VocoderConfig:
         return math.prod(self.upsample_rates)
 
     @classmethod
-    def tiny(cls) -> "VocoderConfig":
-        """≈ 0.8 M parameters, trained on one CPU thread (the README gives the run).
+    def tiny(cls, **overrides) -> "VocoderConfig":
+        """≈ 0.8 M parameters, trained on one CPU thread (the README gives the run); the bare constructor.
 
         One 4× upsampling level to 200 Hz and an iSTFT head of 480 points, hop 120, with the
         source's phase (``source_phase=True``). A 480-point STFT resolves harmonics (50 Hz bins),
@@ -124,29 +133,23 @@ class VocoderConfig:
         preset) needs the network to build that structure in the waveform.
         # simplification: the source-phase head replaces HiFT's sin(b) phase for the tiny preset.
         """
-        return cls(base_channels=128, upsample_rates=(4,), upsample_kernel_sizes=(8,),
-                   source_resblock_kernel_sizes=(7,), istft_n_fft=480, istft_hop=120,
-                   source_phase=True, stream_context=24, stream_lookahead=12)
+        return cls(**overrides)
 
     @classmethod
-    def paper(cls) -> "VocoderConfig":
+    def paper(cls, **overrides) -> "VocoderConfig":
         """The sizes of CosyVoice 2's HiFT (official config): ≈ 21 M parameters."""
-        return cls(base_channels=512, upsample_rates=(8, 5, 3), upsample_kernel_sizes=(16, 11, 7),
-                   resblock_kernel_sizes=(3, 7, 11), resblock_dilations=((1, 3, 5),) * 3,
-                   source_resblock_kernel_sizes=(7, 7, 11), istft_n_fft=16, istft_hop=4,
-                   f0_channels=512, f0_layers=5, stream_context=24, stream_lookahead=12)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+        return cls(**{"base_channels": 512, "upsample_rates": (8, 5, 3), "upsample_kernel_sizes": (16, 11, 7),
+                      "resblock_kernel_sizes": (3, 7, 11), "resblock_dilations": ((1, 3, 5),) * 3,
+                      "source_resblock_kernel_sizes": (7, 7, 11), "istft_n_fft": 16, "istft_hop": 4,
+                      "source_phase": False, "f0_channels": 512, "f0_layers": 5, **overrides})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VocoderConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"vocoder config has unknown fields {sorted(unknown)}: was it written by "
-                             "another minicosy version?")
-        return cls(**d)
+    def legacy_defaults(cls) -> dict:
+        """The field defaults before ``minicosy-checkpoint-1`` (×40 upsampling, a 48-point head with hop
+        12, HiFT's sin(b) phase): a vocoder.json of that time that lacks a field meant these."""
+        return cls.tiny(base_channels=64, upsample_rates=(8, 5), upsample_kernel_sizes=(16, 11),
+                        source_resblock_kernel_sizes=(7, 11), istft_n_fft=48, istft_hop=12, source_phase=False,
+                        stream_context=16, stream_lookahead=8).to_dict()
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -357,16 +360,22 @@ class HiFTGenerator(nn.Module):
 # ----------------------------------------------------------------------------- public wrapper
 
 
-class Vocoder(nn.Module):
+class Vocoder(CheckpointMixin, nn.Module):
     """HiFT-style vocoder: ``Vocoder.from_pretrained()(log_mel(wav))`` ≈ ``wav``.
 
     Call it on a log-mel ``(B, 80, F)`` (or ``(80, F)``) to get ``(B, F·480)`` (or ``(F·480,)``)
     samples at 24 kHz, on the device of its weights.
+
+    Checkpoint: :class:`~minicosy.checkpoint.CheckpointMixin` — the generator's weights, fp16 by
+    default (``DEFAULT_CHECKPOINT/vocoder`` by default).
     """
+
+    stage, config_class, save_dtype = "vocoder", VocoderConfig, torch.float16
+    train_hint = "Train one with `minicosy train vocoder --preset tiny`."
 
     def __init__(self, cfg: VocoderConfig | None = None):
         super().__init__()
-        self.cfg = cfg or VocoderConfig.tiny()
+        self.cfg = cfg or VocoderConfig()
         self.generator = HiFTGenerator(self.cfg)
         self.meta: dict = {}
 
@@ -482,46 +491,18 @@ class Vocoder(nn.Module):
 
     # ------------------------------------------------------------------ save / load
 
-    def save(self, path: str | Path, half: bool = True, meta: dict | None = None) -> Path:
-        """Write ``vocoder.safetensors`` (fp16 by default) and ``vocoder.json`` into folder ``path``."""
-        from safetensors.torch import save_file
+    def checkpoint_module(self) -> nn.Module:
+        return self.generator  # the discriminators live in the trainer; the generator is the vocoder
 
+    def checkpoint_extra(self) -> dict:
+        return {"num_parameters": self.num_parameters()}
+
+    def save(self, path: str | Path, half: bool = True, meta: dict | None = None) -> Path:
+        """Write ``vocoder.safetensors`` (fp16 by default) and ``vocoder.json`` into folder ``path``
+        (made if need be) and return the folder: :meth:`save_pretrained` with a folder. ``meta``: the
+        notes to store (default: this model's own, e.g. the training record of a loaded checkpoint)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        sd = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().contiguous()
-              for k, v in self.generator.state_dict().items()}
-        save_file(sd, str(path / WEIGHTS_NAME))
-        info = {"config": self.cfg.to_dict(), "dtype": "float16" if half else "float32",
-                "num_parameters": self.num_parameters(), **(meta if meta is not None else self.meta)}
-        (path / CONFIG_NAME).write_text(json.dumps(info, indent=1))
+        self.save_pretrained(path, meta if meta is not None else self.meta,
+                             dtype=torch.float16 if half else torch.float32)
         return path
-
-    @classmethod
-    def from_pretrained(cls, path: str | Path | None = None, device=None) -> "Vocoder":
-        """Load a saved vocoder; ``path=None`` → the committed tiny checkpoint.
-
-        Raises:
-            ValueError: missing folder/files, or weights that do not fit the config.
-        """
-        from safetensors.torch import load_file
-
-        from minicosy.utils import check_state_matches, pick_device
-
-        path = Path(path) if path is not None else DEFAULT_PRETRAINED
-        if path.is_file():
-            path = path.parent
-        wfile, cfile = path / WEIGHTS_NAME, path / CONFIG_NAME
-        if not wfile.is_file() or not cfile.is_file():
-            raise ValueError(f"no vocoder checkpoint in {path}: expected {WEIGHTS_NAME} and {CONFIG_NAME}. "
-                             "Train one with `minicosy train vocoder --preset tiny`.")
-        try:
-            info = json.loads(cfile.read_text())
-            cfg = VocoderConfig.from_dict(info["config"])
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{cfile} is not a vocoder config ({exc}).") from exc
-        model = cls(cfg)
-        sd = {k: v.float() for k, v in load_file(str(wfile)).items()}
-        check_state_matches(model.generator.state_dict(), sd, wfile)
-        model.generator.load_state_dict(sd)
-        model.meta = {k: v for k, v in info.items() if k not in ("config",)}
-        return model.to(pick_device(device)).eval()

@@ -34,20 +34,27 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
+from torch import nn
 
 from minicosy.audio import load_audio, log_mel, save_audio
 from minicosy.data.corpus import HELDOUT_VOICES, is_variant
+from minicosy.training import (
+    Loop,
+    LoopConfig,
+    add_loop_args,
+    apply_loop_args,
+    check_config,
+)
 from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
 
 HELD_OUT = tuple(HELDOUT_VOICES)  # never trained on (valid/test only)
@@ -277,13 +284,16 @@ class TrainConfig:
     max_per_voice: int = 40
     n_valid: int = 8
     seed: int = 0
+    precision: str = "fp32"  # minicosy.training.LoopConfig: auto, fp32, bf16, fp16
+    workers: int = 0
+    log_every: int = 50
 
     @classmethod
-    def tiny(cls) -> "TrainConfig":
+    def tiny(cls) -> TrainConfig:
         return cls()
 
     @classmethod
-    def paper(cls) -> "TrainConfig":
+    def paper(cls) -> TrainConfig:
         """HiFT's published recipe: batch 16 × 0.5 s ... on a GPU for many hours."""
         return cls(batch_size=16, segment_frames=25, lr_g=2e-4, lr_d=2e-4, lambda_stft=0.0,
                    warmup_minutes=0.0, max_minutes=24 * 60, eval_every_minutes=30.0, max_per_voice=0,
@@ -335,31 +345,37 @@ def fullband_log_mel(wav: torch.Tensor) -> torch.Tensor:
                                   fmax=cfg.sample_rate / 2))
 
 
-def train_step(gen: nn.Module, disc: "Discriminators", opt_g, opt_d, wav: torch.Tensor, f0: torch.Tensor,
-               tcfg: TrainConfig, use_gan: bool) -> dict:
+def train_step(gen: nn.Module, disc: Discriminators, opt_g, opt_d, wav: torch.Tensor, f0: torch.Tensor,
+               tcfg: TrainConfig, use_gan: bool, loop=None) -> dict:
     """One optimisation step: the discriminator step (if the GAN is on), then the generator's.
 
     Args:
         wav: ``(B, S·480)`` real segments; f0: ``(B, S)`` their pYIN F0 (teacher-forces the source).
+        loop: the :class:`minicosy.training.Loop` that runs this step by hand (its autocast, fp16
+            scaler and DDP wrappers); ``None``: plain fp32 backward and steps.
 
     Returns:
         the losses as floats (``mel``, ``mel_full``, ``stft``, ``f0``, and ``d``/``adv``/``fm`` with the GAN).
     """
+    amp = loop.autocast if loop is not None else contextlib.nullcontext
+    backward = loop.backward if loop is not None else torch.Tensor.backward
     mel = log_mel(wav)  # (B, 80, S)
     # simplification: the harmonic source is driven by the pYIN F0 targets (teacher forcing), not by the
     # predicted F0, so the generator learns on a clean excitation; the F0 predictor learns by L_F0 alongside.
-    y, f0_hat = gen(mel, f0_source=f0)
-    out = {}
+    with amp():
+        y, f0_hat = gen(mel, f0_source=f0)
+    y, out = y.float(), {}
     if use_gan:
-        real_out = disc(wav)
-        loss_d = discriminator_loss(real_out, disc(y.detach()))  # L_D   (LSGAN)
+        with amp():
+            real_out = disc(wav)
+            loss_d = discriminator_loss(real_out, disc(y.detach()))  # L_D   (LSGAN)
         opt_d.zero_grad(set_to_none=True)
-        loss_d.backward()
-        opt_d.step()
+        backward(loss_d.float())
+        loop.optimizer_step(opt_d) if loop is not None else opt_d.step()
         out["d"] = loss_d.item()
     loss_mel = F.l1_loss(log_mel(y), mel)
     loss_stft = multi_resolution_stft_loss(y, wav)
-    loss_f0 = F.l1_loss(f0_hat, f0)
+    loss_f0 = F.l1_loss(f0_hat.float(), f0)
     loss_g = tcfg.lambda_mel * loss_mel + tcfg.lambda_stft * loss_stft + tcfg.lambda_f0 * loss_f0
     if tcfg.lambda_mel_full > 0:
         loss_full = F.l1_loss(fullband_log_mel(y), fullband_log_mel(wav))
@@ -367,23 +383,42 @@ def train_step(gen: nn.Module, disc: "Discriminators", opt_g, opt_d, wav: torch.
         out["mel_full"] = loss_full.item()
     if use_gan:
         # simplification: feature-matching targets reuse D(x) from the D step (one forward less)
-        fake_out = disc(y)
-        adv, fm = generator_adv_loss(fake_out), feature_matching_loss(real_out, fake_out)
-        loss_g = loss_g + adv + tcfg.lambda_fm * fm  # L_G = adv + 2·L_FM + 45·L_mel + ...
+        with amp():
+            fake_out = disc(y)
+            adv, fm = generator_adv_loss(fake_out), feature_matching_loss(real_out, fake_out)
+        loss_g = loss_g + adv.float() + tcfg.lambda_fm * fm.float()  # L_G = adv + 2·L_FM + 45·L_mel + ...
         out.update(adv=adv.item(), fm=fm.item())
     opt_g.zero_grad(set_to_none=True)
-    loss_g.backward()
-    torch.nn.utils.clip_grad_norm_(gen.parameters(), 100.0)
-    opt_g.step()
+    backward(loss_g)
+    if loop is not None:
+        loop.optimizer_step(opt_g, gen.parameters(), 100.0)
+    else:
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 100.0)
+        opt_g.step()
     out.update(mel=loss_mel.item(), stft=loss_stft.item(), f0=loss_f0.item())
     return out
 
 
-def _set_learning_rates(opt_g, opt_d, tcfg: TrainConfig, minutes: float) -> None:
-    scale = lr_scale(minutes, tcfg)
-    for opt, lr in ((opt_g, tcfg.lr_g), (opt_d, tcfg.lr_d)):
-        for g in opt.param_groups:
-            g["lr"] = lr * scale
+def _learning_rates(tcfg: TrainConfig, elapsed_s: float) -> dict:
+    scale = lr_scale(elapsed_s / 60, tcfg)
+    return {"opt_g": tcfg.lr_g * scale, "opt_d": tcfg.lr_d * scale}
+
+
+def _start_record(vocoder: Vocoder) -> dict:
+    """The training record and curve of a checkpoint a fine-tune starts from (notebook 05 plots both)."""
+    return {k: vocoder.meta[k] for k in ("training", "curve") if k in vocoder.meta}
+
+
+def _export(vocoder: Vocoder, out_dir, state: dict, curve: list, data: dict, preset: str, device, tcfg) -> None:
+    """The fp16 export with its training record (and, for a fine-tune, the starting checkpoint's)."""
+    meta = {"training": {"preset": preset, "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1),
+                         "init_from": state["init_from"], "gan_start_step": state["gan_start_step"],
+                         "device": str(device), "train_utterances": len(data["ids"]),
+                         "train_voices": sorted(set(data["voices"])), "train_config": asdict(tcfg)},
+            "curve": curve}
+    if state.get("init_meta"):
+        meta["init"] = state["init_meta"]  # the fine-tuned checkpoint's training record and curve
+    vocoder.save(out_dir, half=True, meta=meta)
 
 
 def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=None, resume: bool = True,
@@ -391,124 +426,77 @@ def train(manifest, run_dir="runs/vocoder_tiny", preset: str = "tiny", out_dir=N
           init_from=None) -> Vocoder:
     """Train (or resume, or fine-tune) a vocoder; export fp16 weights to ``out_dir`` at every validation.
 
-    Writes into ``run_dir``: ``last.pt`` (generator, discriminators, optimisers, step, elapsed
-    time), ``curve.json`` (validation mel-L1 against training minutes), ``samples/*.wav``.
+    The loop is :class:`minicosy.training.Loop` with a hand-written step (two optimisers). Writes into
+    ``run_dir``: ``last.pt`` (generator, discriminators, optimisers, step, elapsed time), ``curve.json``
+    (validation mel-L1 against training minutes), ``log.jsonl``, ``samples/*.wav``.
 
     Args:
         init_from: a saved vocoder folder (``Vocoder.save``) whose generator starts the run — a
             fine-tune (fresh discriminators and optimisers); ignored when resuming ``last.pt``.
     """
-    from tqdm import tqdm
-
-    from minicosy.utils import pick_device, seed_everything
-
     if preset not in ("tiny", "paper"):
         raise ValueError(f"unknown preset {preset!r}: use 'tiny' or 'paper'.")
-    tcfg = tcfg or getattr(TrainConfig, preset)()
-    cfg = getattr(VocoderConfig, preset)()
-    device = pick_device(device)
-    seed_everything(tcfg.seed)
-    run_dir = Path(run_dir)
+    tcfg, cfg = tcfg or getattr(TrainConfig, preset)(), getattr(VocoderConfig, preset)()
+    loop = Loop(LoopConfig.of(tcfg, device=device, progress=progress, desc="vocoder", ckpt_every=0, grad_clip=0.0,
+                              eval_at_start=True), run_dir, log, ckpt_name="last.pt")
+    log, run_dir = loop.log, Path(run_dir)
     (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    train_data = build_cache(manifest, "train", tcfg.max_per_voice, run_dir / "cache_train.pt",
-                             exclude_voices=HELD_OUT, log=log)
+    data = build_cache(manifest, "train", tcfg.max_per_voice, run_dir / "cache_train.pt", exclude_voices=HELD_OUT,
+                       log=log)
     valid = _validation_subset(build_cache(manifest, "valid", 2, run_dir / "cache_valid.pt", log=log), tcfg.n_valid)
     log(f"validation voices: {', '.join(valid['voices'])}")
-
-    vocoder = Vocoder(cfg).to(device)
-    gen, disc = vocoder.generator, Discriminators().to(device)
-    opt_g = torch.optim.AdamW(gen.parameters(), tcfg.lr_g, betas=tcfg.betas)
-    opt_d = torch.optim.AdamW(disc.parameters(), tcfg.lr_d, betas=tcfg.betas)
-    state = {"step": 0, "elapsed_s": 0.0, "curve": [], "gan_start_step": None, "init_from": None}
-    ckpt = run_dir / "last.pt"
-    if resume and ckpt.is_file():
-        sd = torch.load(ckpt, map_location=device, weights_only=False)
-        if VocoderConfig.from_dict(sd["vocoder_config"]) != cfg:  # fields added later take their defaults
-            raise ValueError(f"{ckpt} was trained with another config; use a new --out folder or drop --resume.")
-        gen.load_state_dict(sd["generator"])
-        disc.load_state_dict(sd["discriminators"])
-        opt_g.load_state_dict(sd["opt_g"])
-        opt_d.load_state_dict(sd["opt_d"])
-        state = {"init_from": None, **sd["state"]}
-        if state["init_from"] and "init_meta" not in state and Path(state["init_from"]).is_dir():
-            # a fine-tune saved before its starting record was kept: read it from the folder it started from
-            start_meta = Vocoder.from_pretrained(state["init_from"], device="cpu").meta
-            state["init_meta"] = {k: start_meta[k] for k in ("training", "curve") if k in start_meta}
-        log(f"resumed from {ckpt}: step {state['step']}, {state['elapsed_s'] / 60:.1f} min")
-    elif init_from is not None:
-        start = Vocoder.from_pretrained(init_from, device=device)
-        if start.cfg != cfg:
+    vocoder = Vocoder(cfg).to(loop.device)
+    gen, disc = vocoder.generator, Discriminators().to(loop.device)
+    opts = {"opt_g": torch.optim.AdamW(gen.parameters(), tcfg.lr_g, betas=tcfg.betas),
+            "opt_d": torch.optim.AdamW(disc.parameters(), tcfg.lr_d, betas=tcfg.betas)}
+    start = {"gan_start_step": None, "init_from": None}
+    if init_from is not None and not (resume and loop.ckpt.is_file()):
+        first = Vocoder.from_pretrained(init_from, device=loop.device)
+        if first.cfg != cfg:
             raise ValueError(f"{init_from} is a vocoder of another preset; fine-tune it with its own --preset.")
-        gen.load_state_dict(start.generator.state_dict())
-        state["init_from"] = str(init_from)
-        # the starting checkpoint's own record travels with the fine-tune (notebook 05 plots both curves)
-        state["init_meta"] = {k: start.meta[k] for k in ("training", "curve") if k in start.meta}
+        gen.load_state_dict(first.generator.state_dict())
+        start.update(init_from=str(init_from), init_meta=_start_record(first))
         log(f"fine-tuning the generator of {init_from}")
-    rng = random.Random(tcfg.seed + state["step"])
     log(f"vocoder {preset}: {vocoder.num_parameters() / 1e6:.2f} M generator parameters, "
-        f"{sum(p.numel() for p in disc.parameters()) / 1e6:.2f} M discriminator parameters, device {device}")
+        f"{sum(p.numel() for p in disc.parameters()) / 1e6:.2f} M discriminator parameters, device {loop.device}")
 
-    def save_all(val_l1):
-        point = {"step": state["step"], "minutes": round(state["elapsed_s"] / 60, 2),
-                 "val_mel_l1": round(val_l1, 4), "gan": state["gan_start_step"] is not None}
-        if state["curve"] and state["curve"][-1]["step"] == state["step"]:
-            state["curve"][-1] = point  # re-saved without training in between (a resume past the budget)
-        else:
-            state["curve"].append(point)
-        torch.save({"generator": gen.state_dict(), "discriminators": disc.state_dict(),
-                    "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "state": state,
-                    "vocoder_config": cfg.to_dict(), "train_config": asdict(tcfg)}, run_dir / "last.pt.tmp")
-        (run_dir / "last.pt.tmp").replace(ckpt)
-        (run_dir / "curve.json").write_text(json.dumps(state["curve"], indent=1))
-        if out_dir is not None:
-            meta = {"training": {"preset": preset, "steps": state["step"],
-                                 "minutes": round(state["elapsed_s"] / 60, 1), "init_from": state["init_from"],
-                                 "gan_start_step": state["gan_start_step"], "device": str(device),
-                                 "train_utterances": len(train_data["ids"]),
-                                 "train_voices": sorted(set(train_data["voices"])),
-                                 "train_config": asdict(tcfg)},
-                    "curve": state["curve"]}
-            if state.get("init_meta"):
-                meta["init"] = state["init_meta"]  # the fine-tuned checkpoint's training record and curve
-            vocoder.save(out_dir, half=True, meta=meta)
+    def on_resume(saved: dict) -> None:
+        check_config(saved, cfg, VocoderConfig, loop.ckpt, key="vocoder_config")
+        st = saved["state"]
+        if st.get("init_from") and "init_meta" not in st and Path(st["init_from"]).is_dir():
+            # a fine-tune saved before its starting record was kept: read it from the folder it started from
+            st["init_meta"] = _start_record(Vocoder.from_pretrained(st["init_from"], device="cpu"))
 
-    last_eval = state["elapsed_s"]
-    if not state["curve"]:
-        save_all(_validation(vocoder, valid)[0])
-    bar = tqdm(total=int(tcfg.max_minutes * 60), unit="s", disable=not progress, file=sys.stderr,
-               initial=int(state["elapsed_s"]), mininterval=10)
-    gen.train()
-    while state["elapsed_s"] < tcfg.max_minutes * 60 and not (tcfg.max_steps and state["step"] >= tcfg.max_steps):
-        t0 = time.time()
-        use_gan = state["elapsed_s"] >= tcfg.warmup_minutes * 60
-        _set_learning_rates(opt_g, opt_d, tcfg, state["elapsed_s"] / 60)
+    def step(_, loop) -> dict:
+        state = loop.state
+        use_gan = state["elapsed"] >= tcfg.warmup_minutes * 60
         if use_gan and state["gan_start_step"] is None:
             state["gan_start_step"] = state["step"]
             log(f"step {state['step']}: warm-up over, discriminators on")
-            if out_dir is not None and state["step"]:  # keep the reconstruction-only model for comparison
+            if out_dir is not None and state["step"] and loop.is_main:  # keep the reconstruction-only model
                 vocoder.save(run_dir / "export_warmup", half=True, meta={"training": {"steps": state["step"]}})
-        wav, f0 = sample_batch(train_data, tcfg.batch_size, tcfg.segment_frames, rng)
-        losses = train_step(gen, disc, opt_g, opt_d, wav.to(device), f0.to(device), tcfg, use_gan)
-        state["step"] += 1
-        state["elapsed_s"] += time.time() - t0
-        bar.update(int(state["elapsed_s"]) - bar.n)
-        if state["step"] % 50 == 0:
-            bar.set_postfix(step=state["step"], mel=f"{losses['mel']:.3f}", f0=f"{losses['f0']:.1f}")
-            if not progress:
-                log(f"step {state['step']} {state['elapsed_s'] / 60:.1f} min "
-                    + " ".join(f"{k} {v:.3f}" for k, v in losses.items()))
-        if state["elapsed_s"] - last_eval >= tcfg.eval_every_minutes * 60:
-            last_eval = state["elapsed_s"]
-            val_l1, outs = _validation(vocoder, valid)
-            gen.train()
-            for k in (0, len(outs) - 1):
-                save_audio(run_dir / "samples" / f"step{state['step']:06d}_{valid['voices'][k]}.wav", outs[k], 24000)
-            save_all(val_l1)
-            log(f"step {state['step']} ({state['elapsed_s'] / 60:.1f} min): validation mel-L1 {val_l1:.4f}")
-    bar.close()
-    val_l1, _ = _validation(vocoder, valid)
-    save_all(val_l1)
-    log(f"done: step {state['step']}, {state['elapsed_s'] / 60:.1f} min, validation mel-L1 {val_l1:.4f}")
+        wav, f0 = sample_batch(data, tcfg.batch_size, tcfg.segment_frames, loop.rng)
+        return train_step(loop.wrapped["generator"], loop.wrapped["discriminators"], opts["opt_g"], opts["opt_d"],
+                          wav.to(loop.device), f0.to(loop.device), tcfg, use_gan, loop)
+
+    def evaluate(state: dict) -> dict:
+        val_l1, outs = _validation(vocoder, valid)
+        for k in (0, len(outs) - 1) if state["step"] else ():
+            save_audio(run_dir / "samples" / f"step{state['step']:06d}_{valid['voices'][k]}.wav", outs[k], 24000)
+        row = {"step": state["step"], "minutes": round(state["elapsed"] / 60, 2), "val_mel_l1": round(val_l1, 4),
+               "gan": state["gan_start_step"] is not None}
+        (run_dir / "curve.json").write_text(json.dumps(state["history"] + [row], indent=1))
+        if out_dir is not None:
+            _export(vocoder, out_dir, state, state["history"] + [row], data, preset, loop.device, tcfg)
+        return row
+
+    state = loop.fit({"generator": gen, "discriminators": disc}, opts, step, eval_fn=evaluate, manual=True,
+                     lr_fn=lambda s, e: _learning_rates(tcfg, e), state=start, resume=resume, on_resume=on_resume,
+                     extra={"vocoder_config": cfg.to_dict(), "train_config": asdict(tcfg)})
+    if out_dir is not None and loop.is_main:
+        _export(vocoder, out_dir, state, state["history"], data, preset, loop.device, tcfg)
+    last = state["history"][-1] if state["history"] else {}
+    log(f"done: step {state['step']}, {state['elapsed'] / 60:.1f} min, validation mel-L1 {last.get('val_mel_l1')}")
     return vocoder.eval()
 
 
@@ -526,7 +514,7 @@ def add_train_args(p) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--init-from", default=None,
                    help="fine-tune: start the generator from this saved vocoder folder (e.g. data/pretrained/tiny)")
-    p.add_argument("--device", default=None)
+    add_loop_args(p, TrainConfig.precision)
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--warmup-minutes", type=float, default=None)
@@ -547,6 +535,9 @@ def train_cli(args) -> int:
                  "decay_start_minutes", "lr_half_life_minutes", "lambda_mel_full"):
         if getattr(args, name) is not None:
             setattr(tcfg, name, getattr(args, name))
+    if args.grad_accum not in (None, 1):
+        raise ValueError("--grad-accum: the vocoder's GAN step (two optimisers) runs one batch per step.")
+    apply_loop_args(args, tcfg)
     train(args.corpus, args.out, args.preset, out_dir=args.export, resume=args.resume,
           device=args.device, tcfg=tcfg, progress=not args.no_progress,
           log=lambda s: print(s, flush=True), init_from=args.init_from)

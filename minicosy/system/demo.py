@@ -1,6 +1,6 @@
 """``minicosy demo`` (``make demo``) — the system speaks: zero-shot voices from held-out prompts, judged.
 
-Stage: top layer, the first thing a newcomer runs (CosyVoice 2 §2.6 zero-shot ICL, §2.5 streaming).
+Stage: system layer, the first thing a newcomer runs (CosyVoice 2 §2.6 zero-shot ICL, §2.5 streaming).
 No corpus build: the committed checkpoints (``data/pretrained/tiny``) and the committed clips of
 ``data/fixtures`` serve. For each of three held-out voices (never heard in training):
 
@@ -78,9 +78,9 @@ def run_demo(checkpoint=None, out: str | Path = DEMO_DIR, voices=DEMO_VOICES, se
     from minicosy.audio import load_audio
     from minicosy.data.manifest import manifest_root
     from minicosy.judges import _judge_versions, intelligibility
-    from minicosy.pipeline import MiniCosy
-    from minicosy.tts_eval import checkpoint_info, cosine, embed
-    from minicosy.voice import VoiceReference
+    from minicosy.system.evaluate import checkpoint_info, cosine, embed
+    from minicosy.system.frontend import VoiceReference
+    from minicosy.system.model import MiniCosy
 
     t_start = time.perf_counter()
     out = Path(out)

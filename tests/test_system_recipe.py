@@ -1,12 +1,12 @@
-"""Tests for minicosy.train_all: the plan of `minicosy train all` — order, skips, resumes, forced
+"""Tests for minicosy.system.recipe: the plan of `minicosy train all` — order, skips, resumes, forced
 retraining and what it drags along — in dry-run mode on empty folders (nothing trains here), and
 that every planned command parses with its stage's own command-line options.
 """
 
 import pytest
 
-from minicosy.cli import main
-from minicosy.train_all import MODELS, STAGES, Paths, _stage_parser, _write_state, parse_minutes, plan
+from minicosy.system.cli import main
+from minicosy.system.recipe import MODELS, STAGES, Paths, _stage_parser, _write_state, parse_minutes, plan
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Tests for minicosy.demo (`make demo`): which prompts, texts and reference recordings it picks from
+"""Tests for minicosy.system.demo (`make demo`): which prompts, texts and reference recordings it picks from
 data/fixtures, and one run on a random-init "micro" checkpoint — the WAVs, the PNG, the JSON and
 the printed summary appear (the voice is noise; the plumbing is under test).
 """
@@ -8,10 +8,10 @@ import json
 import pytest
 import soundfile as sf
 
-from minicosy.cli import main
 from minicosy.data.corpus import HELDOUT_VOICES
-from minicosy.demo import DEMO_VOICES, demo_items
-from minicosy.pipeline import write_untrained_checkpoint
+from minicosy.system.cli import main
+from minicosy.system.demo import DEMO_VOICES, demo_items
+from minicosy.testing import write_untrained_checkpoint
 
 
 def test_items_use_held_out_prompts_and_sentences_the_prompt_does_not_say():

@@ -1,7 +1,7 @@
 """``minicosy eval tts`` — the whole system judged in the four scenarios of CosyVoice 2.
 
-Stage: evaluation of the top layer (:mod:`minicosy.pipeline`), CosyVoice 2 §3.3–3.4 and Table 7
-(streaming vs offline) [1], with the independent judges of :mod:`minicosy.judges` (DESIGN §4).
+Stage: system layer, the evaluation of :class:`~minicosy.system.model.MiniCosy`, CosyVoice 2 §3.3–3.4 and Table 7
+(streaming vs offline) [1], with the independent judges of :mod:`minicosy.judges` (docs/paper_vs_code.md §4).
 
 Scenarios, each offline (:meth:`MiniCosy.synthesize`) and streaming (:meth:`MiniCosy.stream`):
 
@@ -128,7 +128,7 @@ def pick_requests(manifest, split: str, per_voice: int, voices, speakers) -> tup
 
 
 def _voice(prompt, root):
-    from minicosy.voice import VoiceReference
+    from minicosy.system.frontend import VoiceReference
 
     return VoiceReference.from_file(prompt.audio_path(root), prompt.text)
 
@@ -251,7 +251,7 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
     """Synthesise and judge the scenarios; returns the JSON-serialisable report.
 
     Args:
-        model: a :class:`~minicosy.pipeline.MiniCosy` (default: the committed tiny checkpoints).
+        model: a :class:`~minicosy.system.model.MiniCosy` (default: the committed tiny checkpoints).
         manifest: corpus folder or ``manifest.jsonl`` (default :func:`default_corpus`).
         scenarios: a subset of :data:`SCENARIOS` (SFT runs on train voices only).
         jobs: pocketsphinx processes.
@@ -263,7 +263,7 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
     from minicosy.audio import load_audio
     from minicosy.data.manifest import manifest_root, read_manifest
     from minicosy.judges import _judge_versions, intelligibility, voice_centroids
-    from minicosy.pipeline import MiniCosy
+    from minicosy.system.model import MiniCosy
 
     bad = [s for s in scenarios if s not in SCENARIOS]
     if bad or not scenarios:
@@ -330,7 +330,7 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
 
 
 def checkpoint_info(model) -> dict:
-    """Which stages are random-init stand-ins (:func:`~minicosy.pipeline.write_untrained_checkpoint`)."""
+    """Which stages are random-init stand-ins (:func:`~minicosy.testing.write_untrained_checkpoint`)."""
     stages = {"speech_tokenizer": model.tokenizer, "lm": model.lm, "flow": model.flow, "speaker": model.speaker,
               "vocoder": model.vocoder}
     return {"untrained_stages": [n for n, m in stages.items() if (getattr(m, "meta", None) or {}).get("untrained")]}
@@ -369,7 +369,7 @@ def eval_markdown(result: dict) -> str:
 def _eval_cmd(args) -> int:
     import torch
 
-    from minicosy.pipeline import MiniCosy
+    from minicosy.system.model import MiniCosy
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)

@@ -1,6 +1,6 @@
 """``minicosy train all`` — every stage of a preset, in pipeline order, resumable.
 
-Stage: the recipe that makes ``data/pretrained/<preset>/`` (CosyVoice 2 §2, Fig. 1: tokenizer →
+Stage: system layer, the recipe that makes ``data/pretrained/<preset>/`` (CosyVoice 2 §2, Fig. 1: tokenizer →
 LM and flow → vocoder). Each stage is the stage's own command (same options, same defaults), run
 in this process:
 

@@ -1,14 +1,14 @@
-"""Tests for minicosy.pipeline: the four scenarios, streamed = offline chunk-masked audio, seeds,
-bistream, closing early, per-request state, timing, the bad-input table, the CLI handlers.
+"""Tests for minicosy.system.model (MiniCosy): the four scenarios, streamed = offline chunk-masked
+audio, seeds, bistream, closing early, per-request state, timing, the LM-context rule in both
+modes, the bad-input table. The front end's own policies: tests/test_system_frontend.py; the
+`synth`/`stream` commands: tests/test_cli.py.
 
 Models are random-init "micro" checkpoints (a 1-layer LM, a 1-block flow) written next to the
 committed speech tokenizer and vocoder: the plumbing is under test, not the voice.
 """
 
-import argparse
 import gc
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -16,8 +16,10 @@ import soundfile as sf
 import torch
 
 from minicosy.lm.model import LMConfig, TextSpeechLM
-from minicosy.pipeline import (SAMPLE_RATE, MiniCosy, Timing, VoiceReference, add_synth_args,
-                               cli_stream, cli_synth, speakable, write_untrained_checkpoint)
+from minicosy.system.frontend import SAMPLE_RATE, VoiceReference
+from minicosy.system.model import MiniCosy
+from minicosy.system.timing import Timing
+from minicosy.testing import write_untrained_checkpoint
 from minicosy.text.chars import CharTokenizer
 from minicosy.utils import FIXTURES_DIR
 
@@ -160,29 +162,7 @@ def test_timing_record(model, voice):
     assert s["mode"] == "offline" and s["first_packet_s"] == s["total_s"] and s["n_audio_chunks"] == 1
 
 
-def test_sft_speaker_vectors(model, ckpt, tmp_path):
-    v = model.speaker_vector("flite_awb")  # no stored centroid: the fixture clips' mean vector
-    assert v.shape == (16,) and abs(float(v.norm()) - 1) < 1e-5
-    d = tmp_path / "c"
-    shutil.copytree(ckpt, d, symlinks=True)
-    enc = model.speaker
-    enc.save_pretrained(d / "speaker", extra={"centroids": {"flite_awb": [1.0] + [0.0] * 15}})
-    m2 = MiniCosy.from_pretrained(d, device="cpu")
-    assert m2.speaker_vector("flite_awb").tolist() == [1.0] + [0.0] * 15
-    with pytest.raises(ValueError, match="unknown speaker 'nobody'"):
-        model.synthesize("Hi.", speaker="nobody")
-
-
 # ----------------------------------------------------------------------------- bad input
-
-
-def test_text_policy(model):
-    tok = model.text_tokenizer
-    with pytest.warns(UserWarning, match="cannot read"):
-        assert speakable("hi 🙂 there 世界", tok).split() == ["hi", "there"]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert speakable("Café “nº 5” – ½", tok) == "Café “nº 5” – ½"  # the normaliser reads these
 
 
 def _wav(tmp_path, name, data, sr=16000):
@@ -260,57 +240,40 @@ def test_bad_input_is_a_clear_value_error(case, match, model, voice, ckpt, tmp_p
         run()
 
 
-def test_accepted_prompts_8k_stereo_float64(model):
-    rng = np.random.default_rng(1)
-    speech = 0.1 * rng.standard_normal(2 * 8000)  # float64
-    with pytest.warns(UserWarning, match="muffled"):
-        v8 = VoiceReference(speech, 8000)
-    assert v8.audio.dtype == np.float32 and v8.duration_ms == 2000
-    stereo = VoiceReference(np.stack([speech, -speech, speech]).T, 16000)  # (T, 3): downmixed (the mean)
-    assert stereo.audio.shape == (16000,) and np.allclose(stereo.audio, speech / 3, atol=1e-6)
-    _ok(model.synthesize("Hi there.", v8)[0])
-    assert model.speech_tokens(speech, 8000).shape == (2 * 25,)
+# ----------------------------------------------------------------------------- the LM's context, both modes
 
 
-# ----------------------------------------------------------------------------- CLI handlers
+def _short_context(ckpt, tmp_path, max_len: int):
+    """The micro checkpoint with an LM whose context holds only ``max_len`` positions."""
+    d = tmp_path / f"ctx{max_len}"
+    shutil.copytree(ckpt, d, symlinks=True)
+    m = MiniCosy.from_pretrained(ckpt, device="cpu")
+    cfg = LMConfig(**{**m.lm.cfg.to_dict(), "max_len": max_len})
+    TextSpeechLM(cfg).save_pretrained(d / "lm", text_tokenizer=m.text_tokenizer.to_dict(), dtype=torch.float32,
+                                      extra={"untrained": True})
+    return MiniCosy.from_pretrained(d, device="cpu")
 
 
-def _args(ckpt, out, *extra):
-    p = argparse.ArgumentParser()
-    add_synth_args(p)
-    return p.parse_args(["--text", "Hi there.", "--out", str(out), "--checkpoint", str(ckpt), "--device", "cpu",
-                         *extra])
+def test_a_sentence_too_long_for_the_context_is_cut_alike_in_both_modes(ckpt, tmp_path):
+    """Before: streaming raised ValueError in its block phase after audio had gone out, while
+    offline truncated silently at the context. Now both cut the sentence into pieces that fit, up front."""
+    small = _short_context(ckpt, tmp_path, 64)
+    text = "the cat sat on the mat and looked at the rain for a very long time without a word"  # no sentence end
+    p = small.frontend.prompt(speaker="flite_slt")
+    pieces = small.frontend.sentences(text, p)
+    assert len(pieces) > 1 and " ".join(pieces).split() == text.split()
+    assert all(small.frontend.positions(p, s) <= 64 for s in pieces)
+    wav, _ = small.synthesize(text, speaker="flite_slt")
+    offline = small.last_timing.tokens
+    streamed = list(small.stream(text, speaker="flite_slt"))  # no error once audio has started
+    assert len(small.last_timing.tokens) == len(offline) == len(pieces) and _ok(wav).size and streamed
+    streamed = list(small.stream((w + " " for w in text.split()), speaker="flite_slt"))  # bistream: cut as the words arrive
+    assert len(small.last_timing.tokens) > 1 and streamed
 
 
-def test_cli_synth_and_stream_write_whole_files(ckpt, tmp_path, capsys):
-    out = tmp_path / "a.wav"
-    assert cli_synth(_args(ckpt, out, "--prompt-wav", str(CLIP), "--prompt-text", CLIP_TEXT)) == 0
-    wav, sr = sf.read(out)
-    assert sr == SAMPLE_RATE and wav.size and "RTF" in capsys.readouterr().out
-    out2 = tmp_path / "b.flac"
-    assert cli_stream(_args(ckpt, out2, "--speaker", "flite_slt")) == 0
-    assert "first packet after" in capsys.readouterr().out and sf.read(out2)[0].size
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.flac"]  # no partial files left
-
-
-@pytest.mark.parametrize("extra, match", [
-    (["--out-dir-missing"], "does not exist"), (["--prompt-text", "hello"], "needs --prompt-wav"),
-])
-def test_cli_bad_arguments(ckpt, tmp_path, extra, match):
-    out = tmp_path / "missing" / "x.wav" if extra == ["--out-dir-missing"] else tmp_path / "x.wav"
-    args = _args(ckpt, out, *([] if extra == ["--out-dir-missing"] else extra))
-    with pytest.raises(ValueError, match=match):
-        cli_synth(args)
-    assert not list(tmp_path.iterdir())
-
-
-def test_cli_registration_and_one_line_errors(monkeypatch, capsys, tmp_path):
-    """What `minicosy synth|stream` become once cli.py lists minicosy.pipeline in CLI_MODULES."""
-    import minicosy.cli as cli
-
-    if "minicosy.pipeline" not in cli.CLI_MODULES:
-        monkeypatch.setattr(cli, "CLI_MODULES", (*cli.CLI_MODULES, "minicosy.pipeline"))
-    assert {"synth", "stream"} <= {name for name, _ in cli.command_table(cli.build_parser())}
-    assert cli.main(["synth", "--text", "hi", "--out", str(tmp_path / "no" / "x.wav")]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("minicosy: error:") and err.count("\n") == 1 and "does not exist" in err
+def test_a_prompt_that_fills_the_context_fails_before_any_audio(ckpt, tmp_path, voice):
+    small = _short_context(ckpt, tmp_path, 64)  # the clip's prompt alone takes more than 64 positions
+    for run in (lambda: small.synthesize("Hi.", voice), lambda: small.stream("Hi.", voice),
+                lambda: small.stream(iter(["Hi."]), voice)):
+        with pytest.raises(ValueError, match="does not fit the LM's context.*shorter voice prompt"):
+            run()  # the call itself refuses: no generator, no chunk, no LM step

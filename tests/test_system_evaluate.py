@@ -1,4 +1,4 @@
-"""Tests for minicosy.tts_eval (`minicosy eval tts`): which sentences and prompts, the targets of
+"""Tests for minicosy.system.evaluate (`minicosy eval tts`): which sentences and prompts, the targets of
 issue 12 checked on known numbers, and one small end-to-end run on a random-init "micro" checkpoint
 (the judges run for real; the numbers are those of noise, the plumbing is under test).
 """
@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from minicosy.cli import main
 from minicosy.data.corpus import TRAIN_VOICES
-from minicosy.pipeline import MiniCosy, write_untrained_checkpoint
-from minicosy.tts_eval import (MAX_DELTA, SCENARIOS, check_targets, default_corpus, eval_markdown, evaluate_tts,
-                               pick_requests)
+from minicosy.system.cli import main
+from minicosy.system.evaluate import (MAX_DELTA, SCENARIOS, check_targets, default_corpus, eval_markdown, evaluate_tts,
+                                      pick_requests)
+from minicosy.system.model import MiniCosy
+from minicosy.testing import write_untrained_checkpoint
 from minicosy.utils import FIXTURES_DIR
 
 

@@ -1,0 +1,130 @@
+"""Tests for minicosy.system.frontend: the text policy, the voice prompt (processed once, reusable,
+registrable), SFT speaker vectors from speaker.json only, the LM-context rule, stream cutting.
+
+Models are random-init "micro" checkpoints beside the committed speech tokenizer and vocoder.
+"""
+
+import json
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from minicosy.system.frontend import (MAX_WORDS, Prompt, VoiceReference, speakable, stream_sentences)
+from minicosy.system.model import DEFAULT_DIR, MiniCosy
+from minicosy.testing import write_untrained_checkpoint
+from minicosy.utils import FIXTURES_DIR
+
+CLIP = FIXTURES_DIR / "audio" / "festival_kal" / "festival_kal-valid-00000.flac"
+CLIP_TEXT = "Adam and Kevin are good friends."
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return write_untrained_checkpoint(tmp_path_factory.mktemp("ckpt"), "micro")
+
+
+@pytest.fixture(scope="module")
+def model(ckpt):
+    return MiniCosy.from_pretrained(ckpt, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def voice():
+    return VoiceReference.from_file(CLIP, CLIP_TEXT)
+
+
+def test_text_policy(model):
+    tok = model.text_tokenizer
+    with pytest.warns(UserWarning, match="cannot read"):
+        assert speakable("hi 🙂 there 世界", tok).split() == ["hi", "there"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert speakable("Café “nº 5” – ½", tok) == "Café “nº 5” – ½"  # the normaliser reads these
+
+
+def test_accepted_prompts_8k_stereo_float64(model):
+    rng = np.random.default_rng(1)
+    speech = 0.1 * rng.standard_normal(2 * 8000)  # float64
+    with pytest.warns(UserWarning, match="muffled"):
+        v8 = VoiceReference(speech, 8000)
+    assert v8.audio.dtype == np.float32 and v8.duration_ms == 2000
+    stereo = VoiceReference(np.stack([speech, -speech, speech]).T, 16000)  # (T, 3): downmixed (the mean)
+    assert stereo.audio.shape == (16000,) and np.allclose(stereo.audio, speech / 3, atol=1e-6)
+    wav, _ = model.synthesize("Hi there.", v8)
+    assert wav.size and np.isfinite(wav).all()
+    assert model.speech_tokens(speech, 8000).shape == (2 * 25,)
+
+
+# ----------------------------------------------------------------------------- the prompt, once
+
+
+def test_prompt_processed_once_reused_and_registered(model, voice):
+    p = model.frontend.prompt(voice)
+    assert isinstance(p, Prompt) and p.lm_text == CLIP_TEXT and p.lm_tokens == p.flow_tokens.tolist()
+    assert p.flow_mel.shape == (80, 2 * len(p.flow_tokens)) and p.spk.shape == (16,)
+    a = model.synthesize("Hi there.", voice, seed=2)[0]
+    assert np.array_equal(a, model.synthesize("Hi there.", p, seed=2)[0])  # a Prompt in place of the recording
+    assert model.frontend.register("kal", voice).lm_tokens == p.lm_tokens
+    assert np.array_equal(a, model.synthesize("Hi there.", "kal", seed=2)[0])
+    with pytest.raises(ValueError, match="no registered voice 'bob'"):
+        model.synthesize("Hi.", "bob")
+
+
+# ----------------------------------------------------------------------------- SFT vectors: speaker.json only
+
+
+def test_sft_speaker_vectors_come_from_speaker_json(model, ckpt, tmp_path):
+    stored = model.speaker.meta["centroids"]["flite_awb"]
+    v = model.speaker_vector("flite_awb")
+    assert v.shape == (16,) and torch.allclose(v, torch.tensor(stored)) and abs(float(v.norm()) - 1) < 1e-5
+    d = tmp_path / "c"
+    shutil.copytree(ckpt, d, symlinks=True)
+    model.speaker.save_pretrained(d / "speaker", extra={"centroids": {"flite_slt": [1.0] + [0.0] * 15}})
+    m2 = MiniCosy.from_pretrained(d, device="cpu")
+    assert m2.speaker_vector("flite_slt").tolist() == [1.0] + [0.0] * 15
+    # a voice without a stored centroid: refused, whatever data/fixtures holds of it
+    with pytest.raises(ValueError, match="no speaker vector for SFT voice 'flite_awb'.*train speaker"):
+        m2.synthesize("Hi.", speaker="flite_awb")
+    with pytest.raises(ValueError, match="unknown speaker 'nobody'"):
+        model.synthesize("Hi.", speaker="nobody")
+
+
+def test_committed_speaker_json_holds_every_sft_voice():
+    """The committed export stores each train voice's centroid (the LM's speaker tags) for SFT."""
+    speakers = json.loads((DEFAULT_DIR / "lm.json").read_text())["text_tokenizer"]["speakers"]
+    meta = json.loads((DEFAULT_DIR / "speaker.json").read_text())
+    dim = meta["config"]["emb_dim"]
+    assert speakers and set(speakers) <= set(meta["centroids"])
+    assert all(len(meta["centroids"][s]) == dim for s in speakers)
+
+
+# ----------------------------------------------------------------------------- the LM's context
+
+
+def test_positions_known_answer(model, voice):
+    """SFT, 9 text ids: prefix 2 + 1 (tag) + 9 = 12; speech ≤ ⌊5·9⌋ = 45 → 57 (the micro LM: ratio 5, N = M = 15)."""
+    cfg = model.lm.cfg
+    assert (cfg.max_token_text_ratio, cfg.mix_n, cfg.mix_m) == (5.0, 15, 15)
+    sft = model.frontend.prompt(speaker="flite_slt")
+    assert len(model.text_tokenizer.encode("Hi there.")) == 9
+    assert model.frontend.positions(sft, "Hi there.") == 2 + 1 + 9 + 45
+    p = model.frontend.prompt(voice)
+    ptext, text = model.frontend.lm_text_ids(p, "Hi there.")  # ICL: " " + text
+    assert len(text) == 10
+    prefix = 2 + len(ptext) + 10 + len(p.lm_tokens)
+    forced = (len(ptext) + 10) // 15 * 15 - len(p.lm_tokens)
+    assert model.frontend.positions(p, "Hi there.") == prefix + max(50, forced)
+
+
+def test_stream_sentences_cut_by_words_ends_and_fit():
+    pieces = ["Hello th", "ere. one two ", "three four five six"]
+    assert [list(s) for s in stream_sentences(pieces)] == [["Hello", " there."],
+                                                           ["one", " two", " three", " four", " five", " six"]]
+    short = [list(s) for s in stream_sentences(pieces, fits=lambda s: len(s) <= 9)]
+    assert short == [["Hello"], ["there."], ["one", " two"], ["three"], ["four", " five"], ["six"]]
+    assert [len(s) for s in (list(x) for x in stream_sentences(["w "] * 65))] == [MAX_WORDS, MAX_WORDS, 5]
+    with pytest.raises(ValueError, match="does not fit"):
+        [list(s) for s in stream_sentences(["a enormousword"], fits=lambda s: len(s) <= 5)]
