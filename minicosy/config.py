@@ -125,6 +125,24 @@ def _jsonable(v):
     return [_jsonable(x) for x in v] if isinstance(v, (list, tuple)) else v
 
 
+def _parse_like(current, raw: str, where: str):
+    """``raw`` parsed as the type of ``current`` (bool, int, float, str, or a list of those)."""
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, list):
+            return [_parse_like(current[0] if current else "", x, where) for x in raw.split(",") if x]
+    except ValueError:
+        raise ValueError(f"{where}: cannot read {raw!r} as {type(current).__name__}.") from None
+    return raw
+
+
 def _tuples(v):
     """Lists (nested too) → tuples: how a tuple-valued config field comes back from JSON."""
     return tuple(_tuples(x) for x in v) if isinstance(v, (list, tuple)) else v
@@ -175,3 +193,20 @@ class StageConfig:
                              f"version (or a field is misspelt); known fields: {sorted(known)}.")
         tuple_fields = {n for n, f in known.items() if isinstance(f.default, tuple)}
         return cls(**{k: _tuples(v) if k in tuple_fields else v for k, v in d.items()})
+
+    def with_overrides(self, pairs) -> "StageConfig":
+        """A copy with ``["d_model=256", "enc1_layers=4"]`` applied (``minicosy train ... --set``).
+
+        Each value is parsed as the field's current type (``true``/``false`` for booleans).
+
+        Raises:
+            ValueError: a pair without ``=``, an unknown field, or a value of the wrong type.
+        """
+        d = self.to_dict()
+        for pair in pairs or ():
+            key, eq, raw = str(pair).partition("=")
+            key = key.strip().replace("-", "_")
+            if not eq or key not in d:
+                raise ValueError(f"--set {pair!r}: expected FIELD=VALUE with FIELD one of {sorted(d)}.")
+            d[key] = _parse_like(d[key], raw.strip(), f"--set {pair!r}")
+        return type(self).from_dict(d)

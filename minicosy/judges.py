@@ -655,7 +655,7 @@ def register_cli(groups) -> None:
     p = g.add_parser("groundtruth", help="per-voice WER and speaker similarity of a corpus's recordings")
     p.add_argument("--corpus", "--manifest", dest="corpus", default=None,
                    help="corpus folder or manifest.jsonl (default data/corpus)")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test", "all"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test", "natural", "all"])
     p.add_argument("--max-per-voice", type=int, default=None, help="first N utterances of each voice (N ≥ 2)")
     p.add_argument("--voices", nargs="+", default=None, help="only these voice ids")
     p.add_argument("--jobs", type=int, default=None, help="transcription processes (default: CPU cores)")

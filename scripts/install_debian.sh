@@ -5,7 +5,7 @@
 # points at the same mirror and suite as the machine's main entry.
 set -euo pipefail
 
-PKGS="flite festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de5 mbrola-fr1 rhvoice rhvoice-english libttspico-utils sox libsndfile1"
+PKGS="flite festival festvox-kallpc16k festvox-rablpc16k festvox-us-slt-hts espeak-ng mbrola mbrola-us1 mbrola-us2 mbrola-us3 mbrola-en1 mbrola-de5 mbrola-fr1 rhvoice rhvoice-english libttspico-utils sox libsndfile1 wordnet-base mbrola-de1 mbrola-de2 mbrola-de4 mbrola-de6 mbrola-nl2 mbrola-ro1 mbrola-pl1 mbrola-sw2 festvox-don mbrola-af1 mbrola-de3 mbrola-fr4 mbrola-gr2 mbrola-hu1 mbrola-sw1"
 
 missing=""
 for p in $PKGS; do

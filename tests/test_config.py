@@ -45,3 +45,22 @@ def test_rates_are_derived_not_hard_coded():
 def test_bad_rates_are_refused(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TTSConfig(**kwargs)
+
+
+def test_with_overrides_parses_each_field_as_its_type():
+    from minicosy.speech_tokenizer.model import SpeechTokenizerConfig
+
+    cfg = SpeechTokenizerConfig.tiny().with_overrides(["d_model=256", "enc1-layers=4", "utterance_cmn=false",
+                                                        "dropout=0.2", "quantizer=vq"])
+    assert (cfg.d_model, cfg.enc1_layers, cfg.utterance_cmn, cfg.dropout, cfg.quantizer) == (256, 4, False, 0.2, "vq")
+    assert SpeechTokenizerConfig.tiny().with_overrides([]) == SpeechTokenizerConfig.tiny()
+    for bad in (["d_model"], ["no_such_field=1"], ["d_model=wide"], ["utterance_cmn=maybe"]):
+        with pytest.raises(ValueError, match="--set"):
+            SpeechTokenizerConfig.tiny().with_overrides(bad)
+
+
+def test_tokenizer_config_refuses_heads_that_do_not_split_the_width():
+    from minicosy.speech_tokenizer.model import SpeechTokenizerConfig
+
+    with pytest.raises(ValueError, match="n_heads"):
+        SpeechTokenizerConfig.tiny().with_overrides(["d_model=300"])

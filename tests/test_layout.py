@@ -5,7 +5,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
     0  base       minicosy.config, .audio, .utils, .nn, .training, .checkpoint
     1  data/text  minicosy.data.*, minicosy.text.*
     2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
-                  .griffinlim, lm.*, flow.*), and minicosy.judges
+                  .griffinlim, lm.*, flow.*), and minicosy.judges, minicosy.voice_probe
     3  training   each stage's train / evaluate / corpus_tokens modules
     4  system     minicosy.system: 4 its front end and timing, 5 the model (MiniCosy), 6 what runs
                   it (evaluate, demo, recipe) and minicosy.testing, 7 the CLI and minicosy.__main__
@@ -42,7 +42,7 @@ def layer(module: str) -> int:
         return 0
     if module in SYSTEM:
         return SYSTEM[module]
-    if module == "minicosy.judges":
+    if module in ("minicosy.judges", "minicosy.voice_probe"):
         return 2
     if len(parts) >= 2 and parts[1] in ("data", "text"):
         return 1
@@ -194,3 +194,28 @@ def test_unknown_public_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'Nope'"):
         minicosy.Nope  # noqa: B018
+
+
+def _body_lines(fn: ast.FunctionDef) -> int:
+    """Lines of a function's body, its docstring excluded."""
+    body = fn.body
+    doc = isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+        and isinstance(body[0].value.value, str)
+    first = (body[1].lineno if len(body) > 1 else body[0].end_lineno) if doc else body[0].lineno
+    return fn.end_lineno - first + 1
+
+
+def test_no_function_over_70_lines():
+    """House style: a function reads in one screen (docstring excluded); split a longer one."""
+    long = []
+    for name, source in module_sources().items():
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > 70:
+                long.append(f"{name}.{node.name} ({_body_lines(node)} lines)")
+    assert long == []
+
+
+def test_body_lines_counts_without_the_docstring():
+    fn = ast.parse('def f():\n    """Doc.\n\n    More.\n    """\n    a = 1\n    return a\n').body[0]
+    assert _body_lines(fn) == 2
+    assert _body_lines(ast.parse("def g():\n    return 1\n").body[0]) == 1

@@ -10,7 +10,8 @@ a folder of ``x.wav`` + ``x.txt``) is described by a ``manifest.jsonl`` with the
 ``path``       audio file, relative to the manifest's folder (absolute paths also accepted)
 ``duration``   seconds
 ``sample_rate`` native rate of the file in Hz (loaders resample on the fly)
-``split``      ``train``, ``valid`` or ``test``
+``split``      ``train``, ``valid``, ``test`` or ``natural`` (corpus v3: the hand-written
+               sentences of ``data/text/natural.txt``, read by every voice, never trained on)
 =============  ==========================================================================
 """
 
@@ -21,7 +22,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Iterable
 
-SPLITS = ("train", "valid", "test")
+SPLITS = ("train", "valid", "test", "natural")
 
 
 @dataclass

@@ -113,6 +113,11 @@ class SpeechTokenizerConfig(StageConfig):
     utterance_cmn: bool = True  # also subtract each clip's own per-bin mean (cepstral mean normalisation)
     vocab_size: int = len(ALPHABET)
 
+    def __post_init__(self):
+        if self.d_model % self.n_heads or (self.d_model // self.n_heads) % 2:
+            raise ValueError(f"d_model ({self.d_model}) must split into n_heads ({self.n_heads}) heads of an even "
+                             "width (rotary position embeddings rotate pairs of dimensions); e.g. 144/4 or 256/4.")
+
     @classmethod
     def tiny(cls, **overrides) -> "SpeechTokenizerConfig":
         """Trains on one CPU thread in about an hour and a half; the bare constructor. FSQ D = 5, K = 1

@@ -315,6 +315,7 @@ def _train_cmd(args) -> int:
     cfg.vq_restart = args.quantizer != "vq-plain"
     if args.utterance_cmn is not None:
         cfg.utterance_cmn = args.utterance_cmn
+    cfg = cfg.with_overrides(args.set)
     tc = TrainConfig()
     for k in ("max_steps", "max_minutes", "batch_frames", "lr", "seed", "eval_every"):
         if getattr(args, k) is not None:
@@ -338,6 +339,8 @@ def register_cli(groups) -> None:
     p.add_argument("--out", default=None, help="run folder for checkpoints (default runs/tokenizer_<preset>_<q>)")
     p.add_argument("--export", default=None, help="stem of the exported model (default data/pretrained/<preset>/...)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--set", nargs="+", default=(), metavar="FIELD=VALUE",
+                   help="override config fields of the preset, e.g. --set d_model=256 enc1_layers=4")
     p.add_argument("--utterance-cmn", action=argparse.BooleanOptionalAction, default=None,
                    help="subtract each clip's own mean log-mel per bin as well (default: the preset's; tiny: on)")
     p.add_argument("--max-steps", type=int, default=None)
