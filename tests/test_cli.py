@@ -97,10 +97,15 @@ def test_cli_synth_and_stream_write_whole_files(ckpt, tmp_path, capsys):
     assert cli_stream(_args(ckpt, out2, "--speaker", "flite_slt")) == 0
     assert "first packet after" in capsys.readouterr().out and sf.read(out2)[0].size
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav", "b.flac"]  # no partial files left
+    out3 = tmp_path / "c.wav"  # --voice NAME: the prompt registered first, the breakdown printed
+    assert cli_stream(_args(ckpt, out3, "--prompt-wav", str(CLIP), "--prompt-text", CLIP_TEXT, "--voice", "kal")) == 0
+    printed = capsys.readouterr().out
+    assert "registered voice 'kal'" in printed and "flow_prompt_block" in printed
 
 
 @pytest.mark.parametrize("extra, match", [
     (["--out-dir-missing"], "does not exist"), (["--prompt-text", "hello"], "needs --prompt-wav"),
+    (["--voice", "kal"], "give --prompt-wav too"),
 ])
 def test_cli_bad_arguments(ckpt, tmp_path, extra, match):
     out = tmp_path / "missing" / "x.wav" if extra == ["--out-dir-missing"] else tmp_path / "x.wav"

@@ -7,7 +7,7 @@ Layers, lowest first (a module may import its own layer or a lower one, never a 
     2  models     the model modules of each stage (speech_tokenizer.fsq/.model, vocoder.hift/
                   .griffinlim, lm.*, flow.*), and minicosy.judges, minicosy.voice_probe
     3  training   each stage's train / evaluate / corpus_tokens modules
-    4  system     minicosy.system: 4 its front end and timing, 5 the model (MiniCosy), 6 what runs
+    4  system     minicosy.system: 4 its front end, timing, streaming runtime, 5 the model (MiniCosy), 6 what runs
                   it (evaluate, demo, recipe) and minicosy.testing, 7 the CLI and minicosy.__main__
 
 So a model module never imports its trainer, a stage never imports the system above it, the system
@@ -28,7 +28,8 @@ from minicosy.utils import REPO_ROOT
 PKG = REPO_ROOT / "minicosy"
 STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
 TRAINING = {"train", "evaluate", "corpus_tokens"}
-SYSTEM = {"minicosy.system": 4, "minicosy.system.frontend": 4, "minicosy.system.timing": 4, "minicosy.system.model": 5,
+SYSTEM = {"minicosy.system": 4, "minicosy.system.frontend": 4, "minicosy.system.timing": 4, "minicosy.system.streaming": 4,
+          "minicosy.system.model": 5,
           "minicosy.system.evaluate": 6, "minicosy.system.demo": 6, "minicosy.system.recipe": 6, "minicosy.testing": 6,
           "minicosy.system.cli": 7, "minicosy.__main__": 7}
 BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training",

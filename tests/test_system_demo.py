@@ -27,7 +27,7 @@ def test_items_use_held_out_prompts_and_sentences_the_prompt_does_not_say():
     # judged beside every fixture recording of that sentence
     ly = items["rhvoice_lyubov"]
     assert ly["prompt"].split == "test" and not ly["reference_is_prompt_voice"]
-    assert ly["text"] == us3["text"] and {u.voice for u in ly["references"]} == {"mbrola_us3", "pico_en_gb"}
+    assert ly["text"] == us3["text"] and {"mbrola_us3", "pico_en_gb"} <= {u.voice for u in ly["references"]}
     with pytest.raises(ValueError, match="no clip of 'nobody'"):
         demo_items(["nobody"])
 
@@ -55,6 +55,9 @@ def test_demo_runs_on_an_untrained_checkpoint(ckpt, tmp_path, capsys):
     for m in ("offline", "stream"):
         assert 0 <= item[m]["similarity_to_prompt"] <= 1 and item[m]["wer"] >= 0 and item[m]["rtf"] > 0
     assert 0 < item["stream"]["first_packet_s"] <= item["stream"]["total_s"]
+    # streamed with the recording, then with the voice registered: both latencies, the breakdown
+    assert item["stream"]["first_packet_fresh_s"] > 0 and item["stream"]["register_s"] > 0
+    assert item["stream"]["first_packet_breakdown"]["flow_prompt_block"] > 0 and "fresh / registered" in printed
     assert rep["summary"]["recording_wer"] == item["recording"]["wer"]
     assert rep["checkpoint"]["untrained_stages"] == ["lm", "flow", "speaker"]
 

@@ -71,6 +71,59 @@ def test_prompt_processed_once_reused_and_registered(model, voice):
     assert np.array_equal(a, model.synthesize("Hi there.", "kal", seed=2)[0])
     with pytest.raises(ValueError, match="no registered voice 'bob'"):
         model.synthesize("Hi.", "bob")
+    model.remove_voice("kal")
+
+
+def test_register_list_remove(model, voice):
+    p = model.register_voice("kal2", voice)
+    assert model.voices == ["kal2"] and p.name == "kal2" and set(p.lm_prefix) == {"offline", "stream"}
+    assert p.flow_state is None  # the flow's prompt-block slot: empty until the flow can precompute it
+    assert model.register_voice("kal2", voice) is p  # the same recording again: a no-op
+    assert model.frontend.prompt(voice) is p  # the registered object itself finds its snapshot
+    assert model.frontend.prompt(VoiceReference(voice.audio.copy(), voice.sample_rate, voice.transcript)) is not p
+    model.remove_voice("kal2")
+    assert model.voices == [] and model.frontend.prompt(voice) is not p
+
+
+def _changed(voice, how):
+    v = VoiceReference(voice.audio.copy(), voice.sample_rate, voice.transcript)
+    return v, {"audio": lambda: v.audio.__setitem__(slice(0, 100), 0.0),
+               "transcript": lambda: setattr(v, "transcript", "Adam and Kevin are friends.")}[how]
+
+
+@pytest.mark.parametrize("case, match", [
+    ("unknown name", "no registered voice 'nobody'"), ("sft name", "training \\(SFT\\) voice"),
+    ("sft name used as voice", "SFT voice: speaker="), ("duplicate name", "already registered with another"),
+    ("audio changed after registration", "has changed since"), ("transcript changed after registration", "has changed"),
+    ("empty name", "non-empty name"), ("not a recording", "register a VoiceReference"),
+    ("remove unknown", "no registered voice 'ghost'"),
+])
+def test_registration_bad_input(model, voice, case, match):
+    model.register_voice("base", voice)
+    try:
+        with pytest.raises(ValueError, match=match):
+            if case == "unknown name":
+                model.synthesize("Hi.", voice="nobody")
+            elif case == "sft name":
+                model.register_voice("flite_awb", voice)
+            elif case == "sft name used as voice":
+                model.stream("Hi.", voice="flite_awb")
+            elif case == "duplicate name":
+                model.register_voice("base", VoiceReference(voice.audio[: len(voice.audio) // 2], voice.sample_rate))
+            elif case.endswith("changed after registration"):
+                v, change = _changed(voice, case.split()[0])
+                model.register_voice("mutable", v)
+                change()  # in place, after registration
+                model.synthesize("Hi.", voice=v)
+            elif case == "empty name":
+                model.register_voice("  ", voice)
+            elif case == "not a recording":
+                model.register_voice("x", "some/path.wav")
+            elif case == "remove unknown":
+                model.remove_voice("ghost")
+    finally:
+        for name in model.voices:
+            model.remove_voice(name)
 
 
 # ----------------------------------------------------------------------------- SFT vectors: speaker.json only

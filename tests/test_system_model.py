@@ -9,6 +9,7 @@ committed speech tokenizer and vocoder: the plumbing is under test, not the voic
 
 import gc
 import shutil
+import threading
 
 import numpy as np
 import pytest
@@ -121,6 +122,84 @@ def test_early_close_ends_the_request_without_the_cyclic_gc(model, voice):
     finally:
         if was:
             gc.enable()
+
+
+def _lm_threads():
+    return [t for t in threading.enumerate() if t.name == "minicosy-lm"]
+
+
+@pytest.mark.parametrize("voice_kind", ["fresh", "registered", "sft"])
+def test_lm_ahead_same_tokens_same_audio(model, voice, voice_kind):
+    """The LM in its own thread (a bounded queue ahead of the flow) changes when tokens are drawn,
+    never which: the same seed gives the same tokens and audio as the pull chain — and a registered
+    voice (its LM prefix forked) the same as the recording processed afresh. One intra-op thread
+    throughout: float kernels may round differently with another thread count (the tokens may not)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    kw = {"fresh": {"voice": voice}, "registered": {"voice": "kal_ahead"}, "sft": {"speaker": "flite_slt"}}[voice_kind]
+    if voice_kind == "registered":
+        model.register_voice("kal_ahead", voice)
+    try:
+        runs = {}
+        for ahead in (False, True):
+            runs[ahead] = np.concatenate(list(model.stream("Hi there. Good day!", seed=7, chunk_tokens=5,
+                                                           lm_ahead=ahead, **kw)))
+            assert model.last_timing.lm_ahead is ahead
+            runs[ahead, "tokens"] = model.last_timing.tokens
+        assert runs[True, "tokens"] == runs[False, "tokens"] and np.array_equal(runs[True], runs[False])
+        if voice_kind == "registered":
+            fresh = np.concatenate(list(model.stream("Hi there. Good day!", voice, seed=7, chunk_tokens=5)))
+            assert np.array_equal(fresh, runs[True])
+            assert np.array_equal(model.synthesize("Hi there.", voice, seed=7)[0],
+                                  model.synthesize("Hi there.", "kal_ahead", seed=7)[0])
+    finally:
+        torch.set_num_threads(threads)
+        if voice_kind == "registered":
+            model.remove_voice("kal_ahead")
+    assert not _lm_threads()
+
+
+@pytest.mark.parametrize("how", ["close", "garbage collection"])
+def test_lm_ahead_early_close_stops_and_joins_the_thread(model, voice, how):
+    closed = []
+    was = gc.isenabled()
+    gc.disable()  # reference counting alone must release the thread, the LM request, the text source
+    try:
+        gen = model.stream(endless_text(closed), voice, lm_ahead=True)
+        _ok(next(gen))
+        assert len(_lm_threads()) == 1
+        gen.close() if how == "close" else None
+        del gen
+        assert closed == [True] and not _lm_threads()
+    finally:
+        if was:
+            gc.enable()
+
+
+def test_lm_ahead_errors_reach_the_consumer(model, voice):
+    def bad_source():
+        yield "Hello there, my friend, how are you doing today? "
+        yield 42  # not a str: the LM thread meets it
+
+    gen = model.stream(bad_source(), voice, lm_ahead=True)
+    with pytest.raises(ValueError, match="str pieces"):
+        list(gen)
+    assert not _lm_threads()
+    with pytest.raises(ValueError, match="text stream was empty"):
+        list(model.stream(iter(["  "]), voice, lm_ahead=True))
+
+
+def test_first_packet_breakdown(model, voice):
+    for ahead in (False, True):
+        list(model.stream("Hi there.", voice, lm_ahead=ahead))
+        t = model.last_timing
+        fp = t.summary()["first_packet"]
+        parts = ("prompt", "lm_wait", "flow_prompt_block", "flow_chunks", "vocoder", "other")
+        assert set(parts) <= set(fp) and abs(sum(fp[k] for k in parts) - t.first_packet_s) < 1e-3
+        assert fp["flow_prompt_block"] > 0 and fp["lm_tokens"] >= 1 and min(fp[k] for k in parts[:-1]) >= 0
+        assert len(t.flow_prompt_s) == len(t.tokens) == 1  # one prompt block per sentence, apart from the chunks
+        if not ahead:
+            assert abs(t.lm_wait_s - t.lm_s) < 0.05 * t.lm_s + 2e-3  # a pull chain waits for every draw
 
 
 def test_long_text_streams_and_closes(model):

@@ -104,6 +104,12 @@ def lm_prefix(model: TextSpeechLM, prompt_text_ids, prompt_speech_ids, streaming
     return LMPrefix(model, tuple(dec.fed), dec.cache, logits)
 
 
+def _check_prefix(model: TextSpeechLM, prefix: LMPrefix | None) -> None:
+    if prefix is not None and (not isinstance(prefix, LMPrefix) or prefix.model is not model):
+        raise ValueError("prefix must be an LMPrefix computed with this model: lm_prefix(model, prompt_text_ids, "
+                         "prompt_speech_ids, streaming).")
+
+
 class _Decoder:
     """Queues ``(kind, id)`` inputs and runs them through the model (with a KV cache) on demand.
 
@@ -114,8 +120,7 @@ class _Decoder:
     """
 
     def __init__(self, model: TextSpeechLM, prefix: LMPrefix | None = None):
-        if prefix is not None and prefix.model is not model:
-            raise ValueError("this LMPrefix was computed with another model; compute it with lm_prefix(model, ...).")
+        _check_prefix(model, prefix)
         self.model = model
         self.cache = model.new_cache() if prefix is None else prefix.fork()
         self.ahead = deque(() if prefix is None else prefix.items)  # in the cache, not yet pushed by the request
@@ -263,6 +268,7 @@ def generate(model: TextSpeechLM, text_ids, *, prompt_text_ids=(), prompt_speech
             raise ValueError("give a speaker tag (SFT) or a prompt (ICL), not both.")
         text = [int(speaker_id)] + text
     text, ptext, pspeech = _validate(model, text, prompt_text_ids, prompt_speech_ids)
+    _check_prefix(model, prefix)
     n_text = len(text) - (speaker_id is not None)
     if streaming:
         return _interleaved(model, ptext, iter([text]), pspeech, sampling, generator, n_tag=len(text) - n_text,
@@ -366,6 +372,7 @@ def generate_bistream(model: TextSpeechLM, text_pieces: Iterable[str], tokenizer
     if speaker is not None and len(prompt_speech_ids):
         raise ValueError("give a speaker (SFT) or a prompt (ICL), not both.")
     _, ptext, pspeech = _validate(model, [], ptext, prompt_speech_ids)
+    _check_prefix(model, prefix)
     tag = [tokenizer.speaker_id(speaker)] if speaker is not None else []
 
     def chunks() -> Iterator[list[int]]:

@@ -22,6 +22,7 @@ import argparse
 import importlib
 import os
 import sys
+import time
 from pathlib import Path
 
 # Modules that contribute commands; a module missing from an install is skipped silently.
@@ -122,6 +123,8 @@ def add_synth_args(parser, stream_flag: bool = True) -> None:
     parser.add_argument("--prompt-text", default=None, help="what the prompt says (zero-shot ICL); "
                         "without it only the flow imitates the voice")
     parser.add_argument("--speaker", default=None, help="an SFT voice the model was trained on")
+    parser.add_argument("--voice", default=None, metavar="NAME", help="register --prompt-wav under NAME first "
+                        "(processed once: tokens, mel, speaker vector, LM prefix) and synthesise with voice=NAME")
     parser.add_argument("--out", required=True, help="output .wav or .flac (its folder must exist)")
     if stream_flag:
         parser.add_argument("--stream", action="store_true", help="synthesise through the streaming path")
@@ -145,8 +148,15 @@ def _cli_request(args):
         raise ValueError("--prompt-text needs --prompt-wav (the recording it transcribes).")
     if args.speaker is not None and args.prompt_wav is not None:
         raise ValueError("give --prompt-wav (zero-shot) or --speaker (SFT), not both.")
+    if getattr(args, "voice", None) is not None and args.prompt_wav is None:
+        raise ValueError("--voice NAME registers the recording of --prompt-wav under NAME: give --prompt-wav too.")
     model = MiniCosy.from_pretrained(args.checkpoint, args.device)
     voice = VoiceReference.from_file(args.prompt_wav, args.prompt_text) if args.prompt_wav else None
+    if voice is not None and getattr(args, "voice", None) is not None:
+        t0 = time.perf_counter()
+        model.register_voice(args.voice, voice)
+        print(f"registered voice {args.voice!r} in {time.perf_counter() - t0:.3f} s", flush=True)
+        voice = args.voice
     partial = out.with_name(f".{out.stem}.partial{out.suffix}")  # same folder: the final rename is atomic
     return out, partial, model, voice, args.text
 
@@ -189,7 +199,10 @@ def cli_stream(args) -> int:
             for k, chunk in enumerate(chunks):
                 f.write(np.clip(chunk, -1, 1))
                 if k == 0:
-                    print(f"first packet after {model.last_timing.first_packet_s:.3f} s", flush=True)
+                    t = model.last_timing
+                    parts = ", ".join(f"{name} {v:.3f}" for name, v in t.first_packet.items() if name != "lm_tokens")
+                    print(f"first packet after {t.first_packet_s:.3f} s ({parts} s; {t.first_packet['lm_tokens']} "
+                          f"LM tokens{', LM ahead' if t.lm_ahead else ''})", flush=True)
         os.replace(partial, out)
     finally:
         chunks.close()

@@ -249,6 +249,7 @@ class MiniCosy:
         timing = self.last_timing = Timing("offline")
         p = self.frontend.prompt(voice, speaker)
         sentences = self.frontend.sentences(text, p)  # each fits the LM's context: checked before any LM work
+        self.frontend.lm_prefix(p, False)  # a fresh voice's LM prefix: part of its prompt processing
         timing.prompt_s = time.perf_counter() - t_start
         gen = torch.Generator().manual_seed(int(seed))
         for s in sentences:
@@ -284,6 +285,7 @@ class MiniCosy:
             raise ValueError(f"chunk_tokens must be ≥ 1, got {chunk_tokens}.")
         p = self.frontend.prompt(voice, speaker)
         sentences = self.frontend.stream_text(text, p)
+        self.frontend.lm_prefix(p, True)
         timing.prompt_s = time.perf_counter() - t_start
         ahead = torch.get_num_threads() >= 2 if lm_ahead is None else bool(lm_ahead)
         return stream_audio(self, p, sentences, int(seed), M, timing, t_start, ahead)

@@ -118,7 +118,9 @@ def lm_events(lm_request: Callable, sentences, timing: Timing) -> Iterator[tuple
     for sentence in sentences:
         seen = True
         yield "start", None
-        toks = timed_tokens(lm_request(sentence), timing)
+        t0 = time.perf_counter()
+        request = lm_request(sentence)  # a fresh voice's LM prefix runs here: counted with the first draw
+        toks = timed_tokens(request, timing, setup_s=time.perf_counter() - t0)
         try:
             for tok in toks:
                 yield "token", tok

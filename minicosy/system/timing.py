@@ -22,10 +22,11 @@ class Timing:
     """What one request cost, stage by stage (seconds). ``MiniCosy.last_timing`` holds the latest.
 
     ``lm_first_token_s`` has one entry per sentence (the prefill and the first draw),
-    ``lm_token_s`` one per later token, ``flow_prompt_s`` one per streamed sentence (the flow's
-    prompt block, computed with the sentence's first ``P`` tokens), ``flow_chunk_s`` one per flow
-    block of ``M`` tokens (a sentence offline), ``vocoder_chunk_s`` one per audio chunk. ``tokens``
-    are the LM's tokens, one list per sentence.
+    ``lm_token_s`` one per later token, ``flow_chunk_s`` one per flow block (a sentence offline),
+    of which ``flow_prompt_s`` repeats the prompt blocks — one per streamed sentence, computed with
+    its first ``P`` tokens; at positions ``flow_prompt_idx``; :meth:`flow_m_chunks` are the others,
+    of ``M`` tokens each — ``vocoder_chunk_s`` one per audio chunk. ``tokens`` are the LM's tokens,
+    one list per sentence (those the flow received).
 
     ``lm_s`` is the LM's own compute time; ``lm_wait_s`` the time the flow and vocoder side waited
     for tokens — the LM's share of the critical path (equal to ``lm_s`` in a pull chain, smaller
@@ -45,10 +46,16 @@ class Timing:
     lm_first_token_s: list = field(default_factory=list)
     lm_token_s: list = field(default_factory=list)
     flow_prompt_s: list = field(default_factory=list)
+    flow_prompt_idx: list = field(default_factory=list)
     flow_chunk_s: list = field(default_factory=list)
     vocoder_chunk_s: list = field(default_factory=list)
     tokens: list = field(default_factory=list)
     first_packet: dict = field(default_factory=dict)
+
+    def flow_m_chunks(self) -> list:
+        """The flow blocks of ``M`` tokens (``flow_chunk_s`` without the prompt blocks), seconds each."""
+        skip = set(self.flow_prompt_idx)
+        return [x for i, x in enumerate(self.flow_chunk_s) if i not in skip]
 
     def mark_first_packet(self, seconds: float) -> None:
         """Record the first packet's latency and its breakdown along the critical path (seconds):
@@ -57,13 +64,13 @@ class Timing:
         copies); plus ``lm_compute`` (the LM's own time so far, overlapped or not) and ``lm_tokens``."""
         self.first_packet_s = seconds
         parts = {"prompt": self.prompt_s, "lm_wait": self.lm_wait_s, "flow_prompt_block": sum(self.flow_prompt_s),
-                 "flow_chunks": sum(self.flow_chunk_s), "vocoder": sum(self.vocoder_chunk_s)}
+                 "flow_chunks": sum(self.flow_m_chunks()), "vocoder": sum(self.vocoder_chunk_s)}
         parts["other"] = seconds - sum(parts.values())
         self.first_packet = {k: round(v, 5) for k, v in parts.items()}
         self.first_packet.update(lm_compute=round(self.lm_s, 5), lm_tokens=sum(len(t) for t in self.tokens))
 
     def summary(self) -> dict:
-        """Rounded figures (medians per chunk/token) for printing or JSON."""
+        """Rounded figures for printing or JSON: medians per token and chunk (``flow_per_chunk_s``: blocks of M)."""
         def med(x):
             return round(statistics.median(x), 5) if x else None
 
@@ -72,7 +79,7 @@ class Timing:
                 "rtf": round(self.total_s / self.audio_s, 4) if self.audio_s else None,
                 "prompt_s": round(self.prompt_s, 4), "lm_prefill_s": med(self.lm_first_token_s),
                 "lm_per_token_s": med(self.lm_token_s), "flow_prompt_block_s": med(self.flow_prompt_s),
-                "flow_per_chunk_s": med(self.flow_chunk_s),
+                "flow_per_chunk_s": med(self.flow_m_chunks() or self.flow_chunk_s),
                 "vocoder_per_chunk_s": med(self.vocoder_chunk_s), "n_sentences": len(self.tokens),
                 "n_tokens": sum(len(t) for t in self.tokens), "n_flow_chunks": len(self.flow_chunk_s),
                 "n_audio_chunks": len(self.vocoder_chunk_s), "lm_total_s": round(self.lm_s, 4),
@@ -82,14 +89,15 @@ class Timing:
                 "first_packet": dict(self.first_packet)}
 
 
-def timed_tokens(lm_stream, timing: Timing) -> Iterator[int]:
-    """Iterate an LM stream, timing each draw; closing this generator closes the LM request."""
+def timed_tokens(lm_stream, timing: Timing, setup_s: float = 0.0) -> Iterator[int]:
+    """Iterate an LM stream, timing each draw (``setup_s``, the request's set-up, is added to the
+    first); closing this generator closes the LM request."""
     it, first = iter(lm_stream), True
     try:
         while True:
             t0 = time.perf_counter()
             tok = next(it, None)
-            dt = time.perf_counter() - t0
+            dt = time.perf_counter() - t0 + (setup_s if first else 0.0)
             (timing.lm_first_token_s if first else timing.lm_token_s).append(dt)
             timing.lm_s += dt
             if tok is None:
@@ -109,6 +117,7 @@ def timed_flow_step(fs, timing: Timing, tokens):
     timing.flow_s += time.perf_counter() - t0
     new = fs.chunk_times[n:]
     if in_prompt and new:  # the first block of a stream with a prompt is the prompt itself
-        timing.flow_prompt_s.append(new.pop(0))
+        timing.flow_prompt_idx.append(len(timing.flow_chunk_s))
+        timing.flow_prompt_s.append(new[0])
     timing.flow_chunk_s += new
     return mel
