@@ -9,9 +9,9 @@ audio, batch 1 and batch 8. On a machine with CUDA the torch version is also tim
 Prints one JSON object: machine info, the load average when it ran (timings on a shared machine
 are only comparable within one run), per-case seconds for librosa, torch on all its threads and
 torch on one thread, × real time (audio seconds processed per wall-clock second), the speed ratio
-against librosa measured in the same run, and the max absolute difference of the two log-mels (overall, and where librosa's mel exceeds 1e-4: the
-only deliberate difference is minicosy's sqrt(|X|² + 1e-9) magnitude floor, which matters only
-for bins within a factor of ~10 of the 1e-5 log clamp).
+against librosa measured in the same run, and the max absolute difference of the two log-mels
+(overall, and where librosa's mel exceeds 1e-4: the only deliberate difference is minicosy's
+sqrt(|X|² + 1e-9) magnitude floor, which matters only for bins within a factor of ~10 of the 1e-5 log clamp).
 
 Usage:
     python benchmarks/frontend.py [--repeats 9] [--durations 10 60] [--batches 1 8] [--out f.json]

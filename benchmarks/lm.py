@@ -128,7 +128,10 @@ def main(argv=None) -> dict:
         result["paper_parameters"] = big.num_parameters()
     if torch.cuda.is_available():
         dev = torch.device("cuda")
-        result["cuda"] = {"device": torch.cuda.get_device_name(dev), **cases(model.to(dev), args, torch.cuda.synchronize)}
+        result["cuda"] = {
+            "device": torch.cuda.get_device_name(dev),
+            **cases(model.to(dev), args, torch.cuda.synchronize),
+        }
     return emit_json(result, args.out)
 
 

@@ -155,8 +155,10 @@ def main(argv=None) -> dict:
     result["first_packet_s"] = {k: med(s["first_packet_s"] for s in v) for k, v in runs.items()}
     result["first_packet_breakdown"] = {k: breakdown(runs[k]) for k in ("fresh", "registered")}
     # prompt_s of the re-run variant holds its LM prefix; the prefill after it is the same in both
-    result["lm_prefix"] = {k: {"prompt_s": med(s["prompt_s"] for s in runs[v]), "lm_prefill_s": med(
-        s["lm_prefill_s"] for s in runs[v])} for k, v in (("forked", "registered"), ("rerun", "registered_prefix_rerun"))}
+    result["lm_prefix"] = {
+        k: {"prompt_s": med(s["prompt_s"] for s in runs[v]), "lm_prefill_s": med(s["lm_prefill_s"] for s in runs[v])}
+        for k, v in (("forked", "registered"), ("rerun", "registered_prefix_rerun"))
+    }
     result["rtf"] = {"offline": med(s["rtf"] for s in offline), "stream": med(s["rtf"] for s in streams),
                      "stream_pull_chain": med(s["rtf"] for s in runs["registered_pull_chain"]),
                      "audio_s_offline": offline[0]["audio_s"], "audio_s_stream": streams[0]["audio_s"]}

@@ -164,7 +164,7 @@ def mel_spectrogram(wav, cfg: MelConfig | None = None) -> torch.Tensor:
     cfg = cfg or MelConfig.flow()
     check_waveform(wav)
     x = torch.from_numpy(np.asarray(wav)) if isinstance(wav, np.ndarray) else wav
-    if not x.dtype in (torch.float32, torch.float64):
+    if x.dtype not in (torch.float32, torch.float64):
         x = x.float()  # half precision STFTs are not supported on CPU
     squeeze = x.ndim == 1
     if squeeze:

@@ -253,7 +253,9 @@ class Loop:
         elif log is print and cfg.progress:  # print above the progress bar, not through it
             from tqdm import tqdm
 
-            log = lambda msg: tqdm.write(msg, file=sys.stderr)
+            def log(msg):
+                tqdm.write(msg, file=sys.stderr)
+
         self.log = log
         self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.gen, self.rng = torch.Generator(), random.Random()

@@ -38,8 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicosy.data.corpus import (TRAIN_VOICES, VOICE_BY_ID, VOICES, Voice, apply_variant,
-                                  split_voice_id, synthesize)
+from minicosy.data.corpus import TRAIN_VOICES, VOICE_BY_ID, VOICES, Voice, apply_variant, split_voice_id, synthesize
 
 #: Short everyday sentences, hand-written for the probe (not from the corpus generator, so the
 #: probe's numbers do not move when the corpus text changes).

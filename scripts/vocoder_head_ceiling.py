@@ -47,8 +47,8 @@ def main(argv=None) -> int:
 
     from minicosy import judges
     from minicosy.audio import load_audio, log_mel
-    from minicosy.vocoder.griffinlim import griffin_lim
     from minicosy.data.manifest import manifest_root, read_manifest
+    from minicosy.vocoder.griffinlim import griffin_lim
     from minicosy.vocoder.train import HELD_OUT
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -10,8 +10,17 @@ import pytest
 import soundfile as sf
 
 from minicosy.data import corpus, voices
-from minicosy.data.corpus import (DEFAULT_VARIANTS, HELDOUT_VOICES, TRAIN_VOICES, VARIANTS, VOICE_BY_ID, VOICES,
-                             build_corpus, plan_corpus, summarize)
+from minicosy.data.corpus import (
+    DEFAULT_VARIANTS,
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    VARIANTS,
+    VOICE_BY_ID,
+    VOICES,
+    build_corpus,
+    plan_corpus,
+    summarize,
+)
 from minicosy.data.manifest import read_manifest
 from minicosy.utils import FIXTURES_DIR
 

@@ -28,10 +28,19 @@ from minicosy.utils import REPO_ROOT
 PKG = REPO_ROOT / "minicosy"
 STAGES = {"speech_tokenizer", "vocoder", "lm", "flow"}
 TRAINING = {"train", "evaluate", "corpus_tokens"}
-SYSTEM = {"minicosy.system": 4, "minicosy.system.frontend": 4, "minicosy.system.timing": 4, "minicosy.system.streaming": 4,
-          "minicosy.system.model": 5,
-          "minicosy.system.evaluate": 6, "minicosy.system.demo": 6, "minicosy.system.recipe": 6, "minicosy.testing": 6,
-          "minicosy.system.cli": 7, "minicosy.__main__": 7}
+SYSTEM = {
+    "minicosy.system": 4,
+    "minicosy.system.frontend": 4,
+    "minicosy.system.timing": 4,
+    "minicosy.system.streaming": 4,
+    "minicosy.system.model": 5,
+    "minicosy.system.evaluate": 6,
+    "minicosy.system.demo": 6,
+    "minicosy.system.recipe": 6,
+    "minicosy.testing": 6,
+    "minicosy.system.cli": 7,
+    "minicosy.__main__": 7,
+}
 BASE = {"minicosy", "minicosy.config", "minicosy.audio", "minicosy.utils", "minicosy.nn", "minicosy.training",
         "minicosy.checkpoint"}
 CLI = "minicosy.system.cli"

@@ -10,8 +10,7 @@ import torch
 
 from minicosy.lm.generate import _complete_words, encode_icl, generate, generate_bistream
 from minicosy.lm.model import LMConfig, TextSpeechLM
-from minicosy.lm.sampling import (SamplingConfig, length_limits, mask_logits, nucleus_sample, random_sample,
-                                  ras_sample)
+from minicosy.lm.sampling import SamplingConfig, length_limits, mask_logits, nucleus_sample, random_sample, ras_sample
 from minicosy.lm.sequence import build_sequence
 from minicosy.text.chars import CharTokenizer
 

@@ -11,8 +11,16 @@ import torch
 from minicosy.data.manifest import Utterance, read_manifest, write_manifest
 from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.lm.sequence import to_tensors
-from minicosy.lm.train import (TrainConfig, load_lm_data, lr_at, make_batches, make_example, pair_examples,
-                               register_cli, train_lm)
+from minicosy.lm.train import (
+    TrainConfig,
+    load_lm_data,
+    lr_at,
+    make_batches,
+    make_example,
+    pair_examples,
+    register_cli,
+    train_lm,
+)
 from minicosy.text.chars import CharTokenizer
 from minicosy.utils import FIXTURES_DIR
 

@@ -7,12 +7,12 @@ the sources (``# NBVAL_*`` markers included: they are code comments) and the cel
 """
 
 import shutil
-import tomllib
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+import tomllib
 from jupytext.cli import jupytext as jupytext_cli
 
 from minicosy.utils import REPO_ROOT

@@ -3,8 +3,8 @@
 import re
 import subprocess
 import sys
-import tomllib
 
+import tomllib
 import yaml
 
 from minicosy.utils import REPO_ROOT

@@ -5,8 +5,21 @@ from pathlib import Path
 
 import pytest
 
-from minicosy.data.sentences import (MAX_WORDS, MIN_WORDS, TEMPLATES, article, generate_sentences, gerund,
-                                participle, past, plural, split_sentences_pool, third, vocabulary, words)
+from minicosy.data.sentences import (
+    MAX_WORDS,
+    MIN_WORDS,
+    TEMPLATES,
+    article,
+    generate_sentences,
+    gerund,
+    participle,
+    past,
+    plural,
+    split_sentences_pool,
+    third,
+    vocabulary,
+    words,
+)
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,16 @@ import pytest
 import torch
 
 from minicosy.data.manifest import Utterance, write_manifest
-from minicosy.speech_tokenizer.model import (SpeechTokenizer, SpeechTokenizerConfig, ctc_greedy_decode,
-                                       ids_to_text, normalize_transcript, text_to_ids)
 from minicosy.speech_tokenizer.evaluate import evaluate_tokenizer
-from minicosy.speech_tokenizer.train import (TrainConfig, cer, load_split,
-                                             make_batches, run_model, train_tokenizer)
+from minicosy.speech_tokenizer.model import (
+    SpeechTokenizer,
+    SpeechTokenizerConfig,
+    ctc_greedy_decode,
+    ids_to_text,
+    normalize_transcript,
+    text_to_ids,
+)
+from minicosy.speech_tokenizer.train import TrainConfig, cer, load_split, make_batches, run_model, train_tokenizer
 from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR
 
 
@@ -76,7 +81,9 @@ def test_tokenizer_cer_is_the_judges_cer():
 
     data = [{"text": "kitten", "voice": "a"}, {"text": "abc", "voice": "b"}]
     results = [{"i": 0, "hyp": "sitting"}, {"i": 1, "hyp": "abc"}]
-    assert cer(data, results) == pytest.approx(3 / 9) == pytest.approx(judges.cer(["kitten", "abc"], ["sitting", "abc"]))
+    assert (
+        cer(data, results) == pytest.approx(3 / 9) == pytest.approx(judges.cer(["kitten", "abc"], ["sitting", "abc"]))
+    )
     assert cer(data, results, {"b"}) == 0.0
 
 
@@ -217,8 +224,8 @@ def test_train_resume_export_eval(corpus, tmp_path):
 
 
 def test_cli_registered():
-    from minicosy.system.cli import build_parser
     from minicosy.speech_tokenizer import evaluate, train
+    from minicosy.system.cli import build_parser
 
     args = build_parser().parse_args(["train", "tokenizer", "--preset", "tiny", "--quantizer", "vq", "--resume",
                                       "--corpus", "somewhere", "--no-utterance-cmn"])

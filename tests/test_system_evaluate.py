@@ -9,8 +9,15 @@ import pytest
 
 from minicosy.data.corpus import TRAIN_VOICES
 from minicosy.system.cli import main
-from minicosy.system.evaluate import (MAX_DELTA, SCENARIOS, check_targets, default_corpus, eval_markdown, evaluate_tts,
-                                      pick_requests)
+from minicosy.system.evaluate import (
+    MAX_DELTA,
+    SCENARIOS,
+    check_targets,
+    default_corpus,
+    eval_markdown,
+    evaluate_tts,
+    pick_requests,
+)
 from minicosy.system.model import MiniCosy
 from minicosy.testing import write_untrained_checkpoint
 from minicosy.utils import FIXTURES_DIR
@@ -92,8 +99,11 @@ def test_end_to_end_on_fixtures_and_cli(ckpt, tmp_path, capsys):
 
 
 def test_bad_input_is_one_line_and_exit_code_2(ckpt, tmp_path, capsys):
-    for argv, match in ((["--voices", "nobody"], "nobody"), (["--out", str(tmp_path / "no" / "x.json")], "does not exist"),
-                        (["--per-voice", "0"], "per_voice")):
+    for argv, match in (
+        (["--voices", "nobody"], "nobody"),
+        (["--out", str(tmp_path / "no" / "x.json")], "does not exist"),
+        (["--per-voice", "0"], "per_voice"),
+    ):
         assert main(["eval", "tts", "--corpus", str(FIXTURES_DIR), "--checkpoint", str(ckpt), "--device", "cpu",
                      "--out", str(tmp_path / "r.json"), *argv]) == 2
         err = capsys.readouterr().err

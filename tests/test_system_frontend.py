@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from minicosy.system.frontend import (MAX_WORDS, Prompt, VoiceReference, speakable, stream_sentences)
+from minicosy.system.frontend import MAX_WORDS, Prompt, VoiceReference, speakable, stream_sentences
 from minicosy.system.model import DEFAULT_DIR, MiniCosy
 from minicosy.testing import write_untrained_checkpoint
 from minicosy.utils import FIXTURES_DIR

@@ -270,7 +270,9 @@ def test_bad_input_is_a_clear_value_error(case, match, model, voice, ckpt, tmp_p
 
     def run():
         if case.endswith("text") or case in ("emoji only", "cyrillic only"):
-            text = {"empty text": "", "whitespace text": " \n\t ", "emoji only": "🙂🎉", "cyrillic only": "привет мир"}[case]
+            text = {"empty text": "", "whitespace text": " \n\t ", "emoji only": "🙂🎉", "cyrillic only": "привет мир"}[
+                case
+            ]
             return model.synthesize(text, voice)
         if case == "missing wav":
             return VoiceReference.from_file(tmp_path / "nope.wav")
@@ -346,7 +348,9 @@ def test_a_sentence_too_long_for_the_context_is_cut_alike_in_both_modes(ckpt, tm
     offline = small.last_timing.tokens
     streamed = list(small.stream(text, speaker="flite_slt"))  # no error once audio has started
     assert len(small.last_timing.tokens) == len(offline) == len(pieces) and _ok(wav).size and streamed
-    streamed = list(small.stream((w + " " for w in text.split()), speaker="flite_slt"))  # bistream: cut as the words arrive
+    streamed = list(
+        small.stream((w + " " for w in text.split()), speaker="flite_slt")
+    )  # bistream: cut as the words arrive
     assert len(small.last_timing.tokens) > 1 and streamed
 
 

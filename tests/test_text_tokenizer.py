@@ -7,9 +7,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minicosy.text import tokenizer as tt
-from minicosy.text.tokenizer import (BYTE_TOKENS, EOT, FIRST_LEARNED_ID, PAD, SPECIAL_TOKENS,
-                                     UNK, TextTokenizer, count_cjk, mask_multi_cjk_tokens,
-                                     multi_cjk_tokens)
+from minicosy.text.tokenizer import (
+    BYTE_TOKENS,
+    EOT,
+    FIRST_LEARNED_ID,
+    PAD,
+    SPECIAL_TOKENS,
+    UNK,
+    TextTokenizer,
+    count_cjk,
+    mask_multi_cjk_tokens,
+    multi_cjk_tokens,
+)
 
 # Mixed English / Chinese training text written for these tests: short everyday sentences in
 # which some hanzi pairs (你好, 我们, 今天, 学习, 中文 ...) repeat often enough to be merged.

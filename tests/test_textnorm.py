@@ -6,9 +6,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minicosy.text.normalize import (MAX_NUMBER, check_text, decimal_to_words, digits_to_words,
-                               normalize_english, number_to_words, ordinal_to_words,
-                               split_sentences, year_to_words)
+from minicosy.text.normalize import (
+    MAX_NUMBER,
+    check_text,
+    decimal_to_words,
+    digits_to_words,
+    normalize_english,
+    number_to_words,
+    ordinal_to_words,
+    split_sentences,
+    year_to_words,
+)
 
 
 @pytest.mark.parametrize("n, words", [

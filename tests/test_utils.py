@@ -64,7 +64,11 @@ def test_checkpoint_helpers_roundtrip_and_errors(tmp_path):
     from minicosy.utils import check_state_matches, checkpoint_stem, read_checkpoint, write_checkpoint
 
     assert checkpoint_stem(tmp_path, "lm") == tmp_path / "lm"  # a folder: its <name> pair
-    assert checkpoint_stem(tmp_path / "x.json", "lm") == checkpoint_stem(tmp_path / "x.safetensors", "lm") == tmp_path / "x"
+    assert (
+        checkpoint_stem(tmp_path / "x.json", "lm")
+        == checkpoint_stem(tmp_path / "x.safetensors", "lm")
+        == tmp_path / "x"
+    )
     state = {"w": torch.ones(2, 3), "n": torch.tensor([1, 2])}
     stem = write_checkpoint(tmp_path / "sub" / "m", state, {"config": {"d": 3}})
     meta, back = read_checkpoint(stem, "toy checkpoint", "Train one.")

@@ -17,10 +17,10 @@ from minicosy.audio import load_audio, log_mel
 from minicosy.config import MelConfig
 from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, seed_everything
-from minicosy.vocoder.griffinlim import griffin_lim, istft_frames, mel_to_magnitude, stft_frames
-from minicosy.vocoder.hift import HarmonicSource, Snake, Vocoder, VocoderConfig
 from minicosy.vocoder import evaluate as vocoder_eval
 from minicosy.vocoder import train as vt
+from minicosy.vocoder.griffinlim import griffin_lim, istft_frames, mel_to_magnitude, stft_frames
+from minicosy.vocoder.hift import HarmonicSource, Snake, Vocoder, VocoderConfig
 
 HAS_CKPT = (DEFAULT_CHECKPOINT / "vocoder.safetensors").is_file()
 

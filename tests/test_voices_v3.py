@@ -11,8 +11,17 @@ from scipy.signal import lfilter
 
 from minicosy import voice_probe
 from minicosy.data import corpus, vtlp
-from minicosy.data.corpus import (HELDOUT_VOICES, TRAIN_VOICES, VARIANTS, VOICE_BY_ID, VOICES, apply_variant,
-                                  is_variant, split_voice_id, synthesize)
+from minicosy.data.corpus import (
+    HELDOUT_VOICES,
+    TRAIN_VOICES,
+    VARIANTS,
+    VOICE_BY_ID,
+    VOICES,
+    apply_variant,
+    is_variant,
+    split_voice_id,
+    synthesize,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 V3 = voice_probe.V3_VOICES

@@ -8,7 +8,8 @@ what (``plan_corpus``) and builds it (``build_corpus``).
 Text (version 3, the default) comes from ``minicosy.data.textbank`` — WordNet gloss examples and
 a WordNet grammar, each sentence with a written and a spoken form — plus the hand-written
 ``natural`` split that every voice reads; version 2's ``minicosy.data.sentences`` stays available
-(``version=2``). The split is at the sentence level, so test sentences are never heard in training. Audio is stored as 16-bit FLAC at the engine's native rate,
+(``version=2``). The split is at the sentence level, so test sentences are never heard in training.
+Audio is stored as 16-bit FLAC at the engine's native rate,
 trimmed of long leading/trailing silence and peak-normalised; ``manifest.jsonl`` describes it.
 The build runs over a process pool and is resumable (existing valid files are kept).
 

@@ -61,7 +61,11 @@ def st_perfect(m):
 
 def st_is_adj(m):
     np = m.np(*(CONCRETE + ABSTRACT), det=m.pick(["the", "this", "that", "your", "my"]), adj=0)
-    return f"{np} {m.pick(['is', 'was', 'seems', 'looks', 'feels'])} {m.pick(['', 'very ', 'quite ', 'rather ', 'too '])}{m.adj()}", "."
+    return (
+        f"{np} {m.pick(['is', 'was', 'seems', 'looks', 'feels'])} "
+        f"{m.pick(['', 'very ', 'quite ', 'rather ', 'too '])}{m.adj()}",
+        ".",
+    )
 
 
 def st_there(m):
@@ -82,7 +86,10 @@ def st_motion(m):
 
 def st_likes(m):
     s, p = m.subject()
-    return f"{s} {m.conj(m.pick(['like', 'love', 'hate', 'enjoy', 'prefer', 'avoid']), p)} {m.v.gerund(m.intrans())}", "."
+    return (
+        f"{s} {m.conj(m.pick(['like', 'love', 'hate', 'enjoy', 'prefer', 'avoid']), p)} {m.v.gerund(m.intrans())}",
+        ".",
+    )
 
 
 def st_wants(m):
@@ -201,18 +208,29 @@ def q_is(m):
 
 
 def q_have(m):
-    return f"have you ever {m.pick(['seen', 'tried', 'used', 'heard of', 'wanted', 'owned', 'made'])} {m.np(*CONCRETE, det='a')}", "?"
+    return (
+        f"have you ever {m.pick(['seen', 'tried', 'used', 'heard of', 'wanted', 'owned', 'made'])} "
+        f"{m.np(*CONCRETE, det='a')}",
+        "?",
+    )
 
 
 def q_how_many(m):
     pl = m.v.plural(m.noun(*CONCRETE))
-    return f"how {m.pick(['many', 'much'])} {pl} {m.pick(['do we need', 'are left', 'did you buy', 'will there be'])}", "?"
+    return (
+        f"how {m.pick(['many', 'much'])} {pl} {m.pick(['do we need', 'are left', 'did you buy', 'will there be'])}",
+        "?",
+    )
 
 
 def q_tag(m):
     np = m.np(*CONCRETE, det="the", adj=0)
     adj = m.adj()
-    return f"{np} {m.pick([('is ' + adj + ', is it not'), ('was ' + adj + ', was it not'), ('looks ' + adj + ', right')])}", "?"
+    return (
+        f"{np} "
+        f"{m.pick([('is ' + adj + ', is it not'), ('was ' + adj + ', was it not'), ('looks ' + adj + ', right')])}",
+        "?",
+    )
 
 
 # ----------------------------------------------------------------------------- requests
@@ -247,9 +265,16 @@ def ex_how(m):
     return f"how {m.adj()} {m.pick(['it is', 'that was', 'this looks', 'you are', 'they were'])}", "!"
 
 
+_INTERJECTIONS = ['oh no', 'look', 'hey', 'wow', 'watch out', 'hurry up', 'come on', 'well done', 'thank goodness']
+
+
 def ex_short(m):
     v, o = m.verb_obj()
-    return f"{m.pick(['oh no', 'look', 'hey', 'wow', 'watch out', 'hurry up', 'come on', 'well done', 'thank goodness'])}, {m.pick(['I', 'we', 'you'])} {m.pick(['forgot to', 'have to', 'need to', 'must not'])} {v} {o}", "!"
+    return (
+        f"{m.pick(_INTERJECTIONS)}, "
+        f"{m.pick(['I', 'we', 'you'])} {m.pick(['forgot to', 'have to', 'need to', 'must not'])} {v} {o}",
+        "!",
+    )
 
 
 # ----------------------------------------------------------------------------- dialogue
@@ -272,8 +297,10 @@ def dl_says(m):
 
 def dl_reply(m):
     v, o = m.verb_obj()
-    return (f"{m.pick(['yes', 'no', 'sure', 'okay', 'well', 'sorry', 'thanks', 'right', 'really', 'maybe'])}, "
-            f"{m.pick(['I think', 'I guess', 'I know', 'I hope', 'it seems', 'honestly'])} we {m.pick(_MODALS)} {v} {o}"), "."
+    return (
+        f"{m.pick(['yes', 'no', 'sure', 'okay', 'well', 'sorry', 'thanks', 'right', 'really', 'maybe'])}, "
+        f"{m.pick(['I think', 'I guess', 'I know', 'I hope', 'it seems', 'honestly'])} we {m.pick(_MODALS)} {v} {o}"
+    ), "."
 
 
 def dl_phone(m):
@@ -288,12 +315,20 @@ def dl_phone(m):
 
 
 def nu_costs(m):
-    return f"{m.np('noun.artifact', 'noun.food', det=m.pick(['the', 'this', 'that']))} {m.pick(['costs', 'cost', 'was', 'is'])} {m.money()}", "."
+    return (
+        f"{m.np('noun.artifact', 'noun.food', det=m.pick(['the', 'this', 'that']))} "
+        f"{m.pick(['costs', 'cost', 'was', 'is'])} {m.money()}",
+        ".",
+    )
 
 
 def nu_paid(m):
     s, _ = m.subject()
-    return f"{s} {m.pick(['paid', 'spent', 'saved', 'owes', 'earned', 'lost'])} {m.money()} {m.pick(['for', 'on'])} {m.np(*CONCRETE, det='a')}", "."
+    return (
+        f"{s} {m.pick(['paid', 'spent', 'saved', 'owes', 'earned', 'lost'])} {m.money()} {m.pick(['for', 'on'])} "
+        f"{m.np(*CONCRETE, det='a')}",
+        ".",
+    )
 
 
 def nu_count(m):
@@ -311,35 +346,63 @@ def nu_time(m):
 
 def nu_date(m):
     n, _ = m.name()
-    return m.pick([(f"{n} was born on {m.date()}", "."), (f"the {m.noun('noun.event', 'noun.act')} is on {m.date()}", "."),
-                   (f"we moved to {m.city()} in {m.r.randint(1950, 2029)}", "."),
-                   (f"is the deadline {m.date()} or later", "?")])
+    return m.pick(
+        [
+            (f"{n} was born on {m.date()}", "."),
+            (f"the {m.noun('noun.event', 'noun.act')} is on {m.date()}", "."),
+            (f"we moved to {m.city()} in {m.r.randint(1950, 2029)}", "."),
+            (f"is the deadline {m.date()} or later", "?"),
+        ]
+    )
 
 
 def nu_percent(m):
-    return f"{m.pick(['about', 'almost', 'only', 'nearly', 'over'])} {m.percent()} of the {m.v.plural(m.noun('noun.person'))} {m.pick(['agreed', 'voted', 'said yes', 'stayed home', 'came back'])}", "."
+    return (
+        f"{m.pick(['about', 'almost', 'only', 'nearly', 'over'])} {m.percent()} of the "
+        f"{m.v.plural(m.noun('noun.person'))} "
+        f"{m.pick(['agreed', 'voted', 'said yes', 'stayed home', 'came back'])}",
+        ".",
+    )
 
 
 def nu_ordinal(m):
     n, _ = m.name()
     k = m.r.randint(1, 30)
     suf = "th" if 4 <= k <= 20 or k > 23 else {1: "st", 2: "nd", 3: "rd", 21: "st", 22: "nd", 23: "rd"}[k]
-    return f"{n} {m.pick(['lives on the', 'works on the', 'finished', 'came', 'celebrated the'])} {k}{suf} {m.pick(['floor', 'time', 'place', 'birthday', 'of the month'])}", "."
+    return (
+        f"{n} {m.pick(['lives on the', 'works on the', 'finished', 'came', 'celebrated the'])} {k}{suf} "
+        f"{m.pick(['floor', 'time', 'place', 'birthday', 'of the month'])}",
+        ".",
+    )
 
 
 def nu_measure(m):
     unit = m.pick(["miles", "kilometers", "pounds", "kilos", "hours", "minutes", "meters", "feet", "cups", "liters"])
-    num = m.pick([str(m.r.randint(2, 500)), f"{m.r.randint(1, 9)}.{m.r.randint(1, 9)}", f"{m.r.randint(1, 9)},{m.r.randint(100, 999)}"])
+    num = m.pick(
+        [
+            str(m.r.randint(2, 500)),
+            f"{m.r.randint(1, 9)}.{m.r.randint(1, 9)}",
+            f"{m.r.randint(1, 9)},{m.r.randint(100, 999)}",
+        ]
+    )
     return f"{m.np(*CONCRETE, det='the', adj=0)} {m.pick(['is', 'was', 'weighs', 'takes'])} about {num} {unit}", "."
 
 
 def nu_abbrev(m):
     title = m.pick(["Dr.", "Mr.", "Mrs.", "Ms.", "Prof."])
-    return m.pick([(f"{title} {m.pick(['Lee', 'Brown', 'Patel', 'Chen', 'Smith', 'Kim', 'Garcia'])} will see you at {m.clock()}", "."),
-                   (f"we visited St. {m.pick(['Louis', 'Paul', 'Andrews', 'Albans', 'Helens', 'Ives'])} {m.when()}", "."),
-                   (f"bring {m.v.plural(m.noun('noun.artifact'))}, {m.v.plural(m.noun('noun.artifact'))}, etc.", ""),
-                   (f"take something warm, e.g. {m.np('noun.artifact', det='a', adj=0)}", "."),
-                   (f"the office is in room No. {m.r.randint(1, 400)}", ".")])
+    return m.pick(
+        [
+            (
+                f"{title} {m.pick(['Lee', 'Brown', 'Patel', 'Chen', 'Smith', 'Kim', 'Garcia'])} will see you at "
+                f"{m.clock()}",
+                ".",
+            ),
+            (f"we visited St. {m.pick(['Louis', 'Paul', 'Andrews', 'Albans', 'Helens', 'Ives'])} {m.when()}", "."),
+            (f"bring {m.v.plural(m.noun('noun.artifact'))}, {m.v.plural(m.noun('noun.artifact'))}, etc.", ""),
+            (f"take something warm, e.g. {m.np('noun.artifact', det='a', adj=0)}", "."),
+            (f"the office is in room No. {m.r.randint(1, 400)}", "."),
+        ]
+    )
 
 
 

@@ -241,7 +241,21 @@ class Maker:
     def count(self, lo: int = 2, hi: int = 12) -> str:
         """A small count written as digits or as a word, the way people mix them."""
         n = self.r.randint(lo, hi)
-        words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve"]
+        words = [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+        ]
         return words[n] if n <= 12 and self.chance(0.5) else str(n)
 
     def money(self) -> str:

@@ -44,7 +44,29 @@ N_BANK = 66_000
 _PLAIN = re.compile(r"[A-Za-z0-9 ,.?!'$%:;&\"-]+")
 _AUX = frozenset("""is are was were am be been being has have had do does did will would can could should
 may might must shall i you he she we they it there let please""".split())  # noqa: SIM905
-_DETERMINERS = frozenset(["a", "an", "the", "his", "her", "my", "your", "our", "their", "its", "this", "that", "these", "those", "some", "any", "no", "every", "each"])
+_DETERMINERS = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "his",
+        "her",
+        "my",
+        "your",
+        "our",
+        "their",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "some",
+        "any",
+        "no",
+        "every",
+        "each",
+    ]
+)
 
 
 def spoken(written: str) -> str:
@@ -233,7 +255,27 @@ def split_bank(seed: int = 0, n_valid: int = 200, n_test: int = 200, n: int = N_
 
 #: Words left out of the frequent-word target: profanity, and spellings the normaliser rewrites
 #: (``Dr.`` is spoken "doctor", so "dr" can never occur in spoken text).
-NOT_TARGETS = frozenset(["fuck", "fucking", "shit", "dr", "st", "mrs", "mr", "ms", "etc", "vs", "inc", "http", "www", "com", "lol", "usa", "uk"])
+NOT_TARGETS = frozenset(
+    [
+        "fuck",
+        "fucking",
+        "shit",
+        "dr",
+        "st",
+        "mrs",
+        "mr",
+        "ms",
+        "etc",
+        "vs",
+        "inc",
+        "http",
+        "www",
+        "com",
+        "lol",
+        "usa",
+        "uk",
+    ]
+)
 
 
 def frequent_words(n: int = 2000) -> list[str]:

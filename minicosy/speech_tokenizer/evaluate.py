@@ -154,10 +154,12 @@ def _eval_cmd(args) -> int:
         if name in report["results"]:
             raise ValueError(f"two checkpoints would both be reported as {name!r}: name them with --name.")
         report["results"][name] = r
-        print(f"{name} ({model.cfg.label}): utilisation {r['utilisation']:.3f} ({r['codes_used']}/{r['codebook_size']}), "
-              f"perplexity {r['perplexity']:.1f}, CER train voices {r['cer_train_voices']:.3f}, held-out "
-              f"{r['cer_heldout_voices']:.3f}, speaker probe tokens {r['speaker_probe']['tokens']:.3f} vs mel "
-              f"{r['speaker_probe']['mel']:.3f} (chance {r['speaker_probe']['chance']:.3f})")
+        print(
+            f"{name} ({model.cfg.label}): utilisation {r['utilisation']:.3f} ({r['codes_used']}/{r['codebook_size']}), "
+            f"perplexity {r['perplexity']:.1f}, CER train voices {r['cer_train_voices']:.3f}, held-out "
+            f"{r['cer_heldout_voices']:.3f}, speaker probe tokens {r['speaker_probe']['tokens']:.3f} vs mel "
+            f"{r['speaker_probe']['mel']:.3f} (chance {r['speaker_probe']['chance']:.3f})"
+        )
         agree = r["cross_voice_agreement"]
         if agree:
             print(f"  cross-voice agreement (held-out): same sentence {agree['same_sentence']['raw']:.3f} / "

@@ -275,7 +275,9 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc=f"tokenizer[{cfg.label}]"), run_dir, log)
     train, valid = load_split(manifest, "train"), load_split(manifest, "valid")
     train_voices = sorted({d["voice"] for d in train})
-    valid_sub = [valid[i] for i in sorted(random.Random(tc.seed).sample(range(len(valid)), min(tc.n_valid, len(valid))))]
+    valid_sub = [
+        valid[i] for i in sorted(random.Random(tc.seed).sample(range(len(valid)), min(tc.n_valid, len(valid))))
+    ]
     loop.log(f"train: {len(train)} utts, {sum(d['feats'].shape[1] for d in train) / 360000:.2f} h, "
              f"{len(train_voices)} voices; valid: {len(valid)} utts")
     model = new_model(cfg, train, loop.device)

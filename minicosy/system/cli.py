@@ -208,8 +208,11 @@ def cli_stream(args) -> int:
         chunks.close()
         partial.unlink(missing_ok=True)
     t = model.last_timing.summary()
-    print(f"wrote {out}: {t['audio_s']:.2f} s of audio in {t['total_s']:.2f} s (RTF {t['rtf']}); LM "
-          f"{t['lm_per_token_s']} s/token, flow {t['flow_per_chunk_s']} s/chunk, vocoder {t['vocoder_per_chunk_s']} s/chunk")
+    print(
+        f"wrote {out}: {t['audio_s']:.2f} s of audio in {t['total_s']:.2f} s (RTF {t['rtf']}); LM "
+        f"{t['lm_per_token_s']} s/token, flow {t['flow_per_chunk_s']} s/chunk, "
+        f"vocoder {t['vocoder_per_chunk_s']} s/chunk"
+    )
     return 0
 
 

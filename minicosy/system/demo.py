@@ -86,14 +86,23 @@ def _synthesise(model, it: dict, voice, seed: int, out: Path, log) -> tuple[dict
     t_st = model.last_timing.summary()
     for mode, wav in (("offline", offline), ("stream", streamed)):
         sf.write(out / f"{it['voice']}_{mode}.wav", np.clip(wav, -1, 1), SR, subtype="PCM_16")
-    result = {"voice": it["voice"], "prompt": {"id": p.id, "text": p.text, "seconds": round(voice.duration_ms / 1000, 2)},
-              "text": it["text"], "references": [u.id for u in it["references"]],
-              "reference_is_prompt_voice": it["reference_is_prompt_voice"],
-              "offline": {"wav": f"{it['voice']}_offline.wav", **_timing(t_off)},
-              "stream": {"wav": f"{it['voice']}_stream.wav", **_timing(t_st), "n_chunks": len(arrivals),
-                         "first_packet_fresh_s": round(fresh_arrivals[0][0], 4),
-                         "register_s": round(t_reg, 4), "first_packet_breakdown": t_st["first_packet"]},
-              "_audio": {"offline": offline, "stream": streamed, "prompt": voice.audio, "prompt_sr": voice.sample_rate}}
+    result = {
+        "voice": it["voice"],
+        "prompt": {"id": p.id, "text": p.text, "seconds": round(voice.duration_ms / 1000, 2)},
+        "text": it["text"],
+        "references": [u.id for u in it["references"]],
+        "reference_is_prompt_voice": it["reference_is_prompt_voice"],
+        "offline": {"wav": f"{it['voice']}_offline.wav", **_timing(t_off)},
+        "stream": {
+            "wav": f"{it['voice']}_stream.wav",
+            **_timing(t_st),
+            "n_chunks": len(arrivals),
+            "first_packet_fresh_s": round(fresh_arrivals[0][0], 4),
+            "register_s": round(t_reg, 4),
+            "first_packet_breakdown": t_st["first_packet"],
+        },
+        "_audio": {"offline": offline, "stream": streamed, "prompt": voice.audio, "prompt_sr": voice.sample_rate},
+    }
     log(f"[demo] {it['voice']}: {t_off['audio_s']:.1f} s of audio; offline RTF {t_off['rtf']}, "
         f"stream first packet {fresh_arrivals[0][0]:.3f} s fresh, {t_st['first_packet_s']:.3f} s registered "
         f"(registration {t_reg:.3f} s; the flow's prompt block {t_st['first_packet']['flow_prompt_block']:.3f} s "
@@ -164,7 +173,9 @@ def _timing(t: dict) -> dict:
 
 def _summary(results: list[dict]) -> dict:
     """Means over the demo's sentences, per mode."""
-    sims = [r["recording"]["similarity_to_prompt"] for r in results if r["recording"]["similarity_to_prompt"] is not None]
+    sims = [
+        r["recording"]["similarity_to_prompt"] for r in results if r["recording"]["similarity_to_prompt"] is not None
+    ]
     out = {"recording_wer": round(float(np.mean([r["recording"]["wer"] for r in results])), 4),
            "recording_similarity_to_prompt": round(float(np.mean(sims)), 4) if sims else None}
     for m in ("offline", "stream"):
@@ -244,8 +255,10 @@ def _cmd_demo(args) -> int:
     report = run_demo(args.checkpoint, args.out, args.voices, args.seed, args.device,
                       log=lambda s: print(s, flush=True))
     for r in report["items"]:
-        print(f"\n{r['voice']}  prompt: \"{r['prompt']['text']}\" ({r['prompt']['seconds']} s)\n  text:   \"{r['text']}\"\n"
-              f"  heard:  offline \"{r['offline']['hypothesis']}\" / stream \"{r['stream']['hypothesis']}\"")
+        print(
+            f'\n{r["voice"]}  prompt: "{r["prompt"]["text"]}" ({r["prompt"]["seconds"]} s)\n  text:   "{r["text"]}"\n'
+            f'  heard:  offline "{r["offline"]["hypothesis"]}" / stream "{r["stream"]["hypothesis"]}"'
+        )
     print()
     print(summary_markdown(report))
     print(f"\n[demo] done in {report['seconds']:.0f} s: listen to {args.out}/*.wav; figure {args.out}/demo.png; "
@@ -254,8 +267,11 @@ def _cmd_demo(args) -> int:
 
 
 def register_cli(groups) -> None:
-    p = groups["top"].add_parser("demo", help="zero-shot synthesis from held-out prompts (offline + streaming) with the "
-                                 "committed checkpoints: WAVs, a PNG, WER / similarity / latency / RTF")
+    p = groups["top"].add_parser(
+        "demo",
+        help="zero-shot synthesis from held-out prompts (offline + streaming) with the "
+        "committed checkpoints: WAVs, a PNG, WER / similarity / latency / RTF",
+    )
     p.add_argument("--out", default=str(DEMO_DIR), help="output folder (default out/demo)")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default data/pretrained/tiny)")
     p.add_argument("--voices", nargs="+", default=list(DEMO_VOICES), help="prompt voices (clips in data/fixtures)")

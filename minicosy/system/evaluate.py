@@ -99,7 +99,9 @@ def pick_requests(manifest, split: str, per_voice: int, voices, speakers) -> tup
     every = sorted(read_manifest(manifest), key=lambda u: u.id)
     pool = [u for u in every if u.split == split and (voices is None or u.voice in voices)]
     if not pool:
-        raise ValueError(f"{manifest}: no {split!r} utterances" + (f" of the voices {sorted(voices)}." if voices else "."))
+        raise ValueError(
+            f"{manifest}: no {split!r} utterances" + (f" of the voices {sorted(voices)}." if voices else ".")
+        )
     if voices is not None and (unknown := sorted(set(voices) - {u.voice for u in pool})):
         raise ValueError(f"{manifest}: no {split!r} utterances of {unknown}; the split has "
                          f"{sorted({u.voice for u in every if u.split == split})}.")
@@ -230,8 +232,18 @@ def check_targets(groups: dict) -> list[dict]:
             out.append(_target(f"WER ≤ {limit:g}× recording", g, sc, "wer_ratio", s["wer_ratio"], limit, "<=",
                                s["wer"] <= limit * s["recording_wer"]))
             if g == "held_out_voices":
-                out.append(_target(f"prompt voice nearest for ≥ {NEAREST_RATE:.0%}", g, sc, "nearest_voice_rate",
-                                   s["nearest_voice_rate"], NEAREST_RATE, ">=", s["nearest_voice_rate"] >= NEAREST_RATE))
+                out.append(
+                    _target(
+                        f"prompt voice nearest for ≥ {NEAREST_RATE:.0%}",
+                        g,
+                        sc,
+                        "nearest_voice_rate",
+                        s["nearest_voice_rate"],
+                        NEAREST_RATE,
+                        ">=",
+                        s["nearest_voice_rate"] >= NEAREST_RATE,
+                    )
+                )
     for g in ("train_voices", "held_out_voices"):
         for fam in ("sft", "icl"):
             off, st = (groups.get(g) or {}).get(f"{fam}_offline"), (groups.get(g) or {}).get(f"{fam}_stream")
@@ -307,7 +319,9 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
         if not todo:
             continue
         synth = synthesize_requests(model, todo, sc, root, seed, log)
-        rows = judge([x["wav"] for x in synth], todo, SR, centroids, prompt_embs if sc.startswith("icl") else None, jobs)
+        rows = judge(
+            [x["wav"] for x in synth], todo, SR, centroids, prompt_embs if sc.startswith("icl") else None, jobs
+        )
         for row, x in zip(rows, synth):
             row.update(first_packet_s=x["first_packet_s"], rtf=x["rtf"], audio_s=x["audio_s"])
         utterances[sc] = rows
@@ -336,7 +350,11 @@ def checkpoint_info(model) -> dict:
     return {"untrained_stages": [n for n, m in stages.items() if (getattr(m, "meta", None) or {}).get("untrained")]}
 
 
-_LABELS = {"train_voices": "train", "held_out_voices": "held-out (us3, en1)", "other_held_out_voices": "held-out (other)"}
+_LABELS = {
+    "train_voices": "train",
+    "held_out_voices": "held-out (us3, en1)",
+    "other_held_out_voices": "held-out (other)",
+}
 
 
 def eval_markdown(result: dict) -> str:

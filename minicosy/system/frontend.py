@@ -228,8 +228,12 @@ class VoiceReference:
             raise ValueError("the voice prompt is silent (peak below −60 dBFS): record the speaker again or check "
                              "the file (a muted input, or integer PCM read as tiny floats).")
         if self.sample_rate < 16000:
-            warnings.warn(f"the voice prompt is {self.sample_rate} Hz: it is resampled, but it holds nothing above "
-                          f"{self.sample_rate // 2} Hz, so the cloned voice will sound muffled.", UserWarning, stacklevel=3)
+            warnings.warn(
+                f"the voice prompt is {self.sample_rate} Hz: it is resampled, but it holds nothing above "
+                f"{self.sample_rate // 2} Hz, so the cloned voice will sound muffled.",
+                UserWarning,
+                stacklevel=3,
+            )
         if self.transcript is not None:
             self._check_transcript(s)
 
@@ -280,7 +284,9 @@ class Prompt:
     flow_mel: torch.Tensor | None = None  # (80, up·T_p)
     spk: torch.Tensor | None = None  # (spk_dim,)
     lm_prefix: dict = field(default_factory=dict)  # {"offline"|"stream": LMPrefix}: KV caches, forked per request
-    flow_state: object | None = None  # the flow's prompt-block caches (``fork(chunk_tokens)`` per stream); None: recomputed
+    flow_state: object | None = (
+        None  # the flow's prompt-block caches (``fork(chunk_tokens)`` per stream); None: recomputed
+    )
     name: str | None = None  # the registered name, if any
     fingerprint: str | None = None  # of the recording it was made from (fingerprint())
 
@@ -417,7 +423,9 @@ class FrontEnd:
             return voice
         if isinstance(voice, str):
             if voice not in self.voices:
-                hint = f" ({voice!r} is an SFT voice: speaker={voice!r})" if voice in self.text_tokenizer.speakers else ""
+                hint = (
+                    f" ({voice!r} is an SFT voice: speaker={voice!r})" if voice in self.text_tokenizer.speakers else ""
+                )
                 raise ValueError(f"no registered voice {voice!r}{hint} (registered: {sorted(self.voices)}); "
                                  "model.register_voice(name, VoiceReference(...)) first.")
             return self.voices[voice]
@@ -502,9 +510,11 @@ class FrontEnd:
         """
         text = speakable(text, self.text_tokenizer)
         if len(text.strip()) > max_chars:
-            raise ValueError(f"text is {len(text.strip())} characters; synthesize() keeps the whole waveform and stops at "
-                             f"{MAX_CHARS}. Use MiniCosy.stream(text) (or `minicosy stream`), which reads it sentence "
-                             "by sentence.")
+            raise ValueError(
+                f"text is {len(text.strip())} characters; synthesize() keeps the whole waveform and stops at "
+                f"{MAX_CHARS}. Use MiniCosy.stream(text) (or `minicosy stream`), which reads it sentence "
+                "by sentence."
+            )
         return [piece for s in split_sentences(text, MAX_WORDS) if any(c.isalnum() for c in s)
                 for piece in self._cut_to_fit(p, s)]
 
@@ -517,4 +527,6 @@ class FrontEnd:
             raise ValueError(f"text must be a str or an iterable of str, got {type(text).__name__}.")
         if not self.fits(p, "a"):
             raise self._no_room(p, "a")  # checked up front: the prompt alone fills the context
-        return stream_sentences(text, MAX_WORDS, fits=lambda s: self.fits(p, strip_unreadable(s, self.text_tokenizer)[0]))
+        return stream_sentences(
+            text, MAX_WORDS, fits=lambda s: self.fits(p, strip_unreadable(s, self.text_tokenizer)[0])
+        )

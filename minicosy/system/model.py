@@ -241,7 +241,8 @@ class MiniCosy:
 
         Args:
             text: up to :data:`~minicosy.text.normalize.MAX_CHARS` characters (longer: :meth:`stream`).
-            voice: a recording to clone (ICL with a transcript, flow-prompt-only without), a ``Prompt``, a registered name.
+            voice: a recording to clone (ICL with a transcript, flow-prompt-only without), a ``Prompt``, or
+                a registered name.
             speaker: an SFT voice (:attr:`speakers`); the first one if neither is given.
             seed: the LM's sampling seed (everything else is deterministic): same seed, same audio.
         """
@@ -272,7 +273,8 @@ class MiniCosy:
         the generator to stop early: the request's states are released.
 
         Args:
-            chunk_tokens: the flow's chunk ``M`` (default ``flow.cfg.chunk_tokens``); audio starts after ``M + P`` tokens.
+            chunk_tokens: the flow's chunk ``M`` (default ``flow.cfg.chunk_tokens``); audio starts after
+                ``M + P`` tokens.
             timing: a :class:`~minicosy.system.timing.Timing` to fill (default: a new one, also :attr:`last_timing`).
             lm_ahead: run the LM in its own thread ahead of the flow (default: when
                 ``torch.get_num_threads() ≥ 2``); the same tokens either way.

@@ -135,7 +135,9 @@ def _argv(stage: str, paths: Paths, resume: bool, minutes: float | None, threads
     return argv + (["--resume"] if resume else [])
 
 
-def plan(paths: Paths, force=(), minutes: dict | None = None, threads: int = 1, device: str | None = None) -> list[Step]:
+def plan(
+    paths: Paths, force=(), minutes: dict | None = None, threads: int = 1, device: str | None = None
+) -> list[Step]:
     """The steps of ``train all``, in order, each with its action and the reason for it (see the module doc)."""
     if paths.preset != "tiny":
         raise ValueError(f"--preset {paths.preset}: only 'tiny' trains end to end here (the paper-size LM loads "
@@ -186,7 +188,9 @@ def _stage_parser(stage: str) -> argparse.ArgumentParser:
               "lm": "minicosy.lm.train", "flow": "minicosy.flow.train", "vocoder": "minicosy.vocoder.train"}[stage]
     parser = argparse.ArgumentParser(prog="minicosy")
     top = parser.add_subparsers(dest="command")
-    groups = {name: top.add_parser(name).add_subparsers(dest=f"{name}_command") for name in ("data", "train", "eval", "text")}
+    groups = {
+        name: top.add_parser(name).add_subparsers(dest=f"{name}_command") for name in ("data", "train", "eval", "text")
+    }
     groups["top"] = top
     importlib.import_module(module).register_cli(groups)
     return parser
@@ -261,6 +265,11 @@ def register_cli(groups) -> None:
     p.add_argument("--max-minutes", nargs="+", default=None, metavar="[STAGE=]MIN",
                    help="wall-clock budget of the training stages: 30 (each) and/or lm=90 flow=120")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what runs, what resumes, why) and stop")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads of each trainer (the corpus build uses max(2, N) processes)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads of each trainer (the corpus build uses max(2, N) processes)",
+    )
     p.add_argument("--device", default=None)
     p.set_defaults(func=_cmd)

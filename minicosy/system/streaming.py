@@ -200,7 +200,9 @@ def stream_audio(model, p, sentences, seed: int, M: int, timing: Timing, t_start
             if wav is None:
                 break
             # the vocoder's share: this wait minus the LM wait and the flow inside it
-            timing.vocoder_chunk_s.append(max(0.0, time.perf_counter() - t0 - (timing.lm_wait_s + timing.flow_s - upstream)))
+            timing.vocoder_chunk_s.append(
+                max(0.0, time.perf_counter() - t0 - (timing.lm_wait_s + timing.flow_s - upstream))
+            )
             out = wav.float().cpu().numpy()
             if timing.first_packet_s is None:
                 timing.mark_first_packet(time.perf_counter() - t_start)

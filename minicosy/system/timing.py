@@ -74,19 +74,30 @@ class Timing:
         def med(x):
             return round(statistics.median(x), 5) if x else None
 
-        return {"mode": self.mode, "first_packet_s": None if self.first_packet_s is None else round(self.first_packet_s, 4),
-                "total_s": round(self.total_s, 4), "audio_s": round(self.audio_s, 3),
-                "rtf": round(self.total_s / self.audio_s, 4) if self.audio_s else None,
-                "prompt_s": round(self.prompt_s, 4), "lm_prefill_s": med(self.lm_first_token_s),
-                "lm_per_token_s": med(self.lm_token_s), "flow_prompt_block_s": med(self.flow_prompt_s),
-                "flow_per_chunk_s": med(self.flow_m_chunks() or self.flow_chunk_s),
-                "vocoder_per_chunk_s": med(self.vocoder_chunk_s), "n_sentences": len(self.tokens),
-                "n_tokens": sum(len(t) for t in self.tokens), "n_flow_chunks": len(self.flow_chunk_s),
-                "n_audio_chunks": len(self.vocoder_chunk_s), "lm_total_s": round(self.lm_s, 4),
-                "lm_wait_total_s": round(self.lm_wait_s, 4), "lm_ahead": self.lm_ahead,
-                "flow_prompt_block_total_s": round(sum(self.flow_prompt_s), 4),
-                "flow_total_s": round(self.flow_s, 4), "vocoder_total_s": round(sum(self.vocoder_chunk_s), 4),
-                "first_packet": dict(self.first_packet)}
+        return {
+            "mode": self.mode,
+            "first_packet_s": None if self.first_packet_s is None else round(self.first_packet_s, 4),
+            "total_s": round(self.total_s, 4),
+            "audio_s": round(self.audio_s, 3),
+            "rtf": round(self.total_s / self.audio_s, 4) if self.audio_s else None,
+            "prompt_s": round(self.prompt_s, 4),
+            "lm_prefill_s": med(self.lm_first_token_s),
+            "lm_per_token_s": med(self.lm_token_s),
+            "flow_prompt_block_s": med(self.flow_prompt_s),
+            "flow_per_chunk_s": med(self.flow_m_chunks() or self.flow_chunk_s),
+            "vocoder_per_chunk_s": med(self.vocoder_chunk_s),
+            "n_sentences": len(self.tokens),
+            "n_tokens": sum(len(t) for t in self.tokens),
+            "n_flow_chunks": len(self.flow_chunk_s),
+            "n_audio_chunks": len(self.vocoder_chunk_s),
+            "lm_total_s": round(self.lm_s, 4),
+            "lm_wait_total_s": round(self.lm_wait_s, 4),
+            "lm_ahead": self.lm_ahead,
+            "flow_prompt_block_total_s": round(sum(self.flow_prompt_s), 4),
+            "flow_total_s": round(self.flow_s, 4),
+            "vocoder_total_s": round(sum(self.vocoder_chunk_s), 4),
+            "first_packet": dict(self.first_packet),
+        }
 
 
 def timed_tokens(lm_stream, timing: Timing, setup_s: float = 0.0) -> Iterator[int]:

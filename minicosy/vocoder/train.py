@@ -520,8 +520,12 @@ def add_train_args(p) -> None:
     p.add_argument("--warmup-minutes", type=float, default=None)
     p.add_argument("--eval-every-minutes", type=float, default=None)
     p.add_argument("--max-per-voice", type=int, default=None, help="training utterances per voice")
-    p.add_argument("--decay-start-minutes", type=float, default=None, help="keep the learning rates constant until then")
-    p.add_argument("--lr-half-life-minutes", type=float, default=None, help="then halve them every so many minutes (0: never)")
+    p.add_argument(
+        "--decay-start-minutes", type=float, default=None, help="keep the learning rates constant until then"
+    )
+    p.add_argument(
+        "--lr-half-life-minutes", type=float, default=None, help="then halve them every so many minutes (0: never)"
+    )
     p.add_argument("--lambda-mel-full", type=float, default=None, help="weight of the full-band (0–12 kHz) mel L1")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a progress bar")
