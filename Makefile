@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.minicosy-installed
 
-.PHONY: demo test install debian notebooks sync-notebooks corpus clean-venv benchmarks
+.PHONY: demo test lint install debian notebooks sync-notebooks corpus clean-venv benchmarks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The linter (ruff, configured in pyproject.toml); .ci/run runs it before the tests.
+lint: $(STAMP)
+	$(PY) -m ruff check minicosy tests benchmarks scripts
 
 # The py:percent twins (notebooks/NN_name.py) are the notebooks' source: sync-notebooks writes their cells into
 # the .ipynb (outputs kept, nothing executed); notebooks syncs, then executes every notebook in place
