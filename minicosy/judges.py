@@ -534,7 +534,7 @@ def groundtruth_report(manifest_path: str | Path, split: str | None = "test",
 
 
 def report_markdown(report: dict) -> str:
-    """Markdown tables (for the README) from :func:`groundtruth_report`'s dict."""
+    """Markdown tables (for docs/results.md) from :func:`groundtruth_report`'s dict."""
     w, s = report["wer"], report.get("similarity")
     lines = [f"Ground truth judged by pocketsphinx {report['judges'].get('pocketsphinx')} (WER) and "
              f"resemblyzer {report['judges'].get('resemblyzer')} (similarity): split `{report['split'] or 'all'}`, "

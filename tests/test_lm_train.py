@@ -40,9 +40,8 @@ def fake_speech(text: str, voice: int) -> torch.Tensor:
     return torch.tensor([(ord(c) * 7 + voice * 3 + k) % C for c in text for k in (0, 1)])
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("lmcorpus")
+def write_lm_corpus(root) -> dict:
+    """A two-voice manifest of ``TEXTS`` in ``root`` (6 train, the rest valid); returns the fake tokens by id."""
     rows, tokens = [], {}
     for v in range(2):
         for i, text in enumerate(TEXTS):
@@ -50,7 +49,13 @@ def corpus(tmp_path_factory):
             rows.append(Utterance(uid, f"v{v}", text, f"{uid}.wav", 1.0, 16000, "valid" if i >= 6 else "train"))
             tokens[uid] = fake_speech(text, v)
     write_manifest(root / "manifest.jsonl", rows)
-    return root, tokens
+    return tokens
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lmcorpus")
+    return root, write_lm_corpus(root)
 
 
 def test_make_batches_budget_and_cover():

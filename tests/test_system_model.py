@@ -20,27 +20,7 @@ from minicosy.lm.model import LMConfig, TextSpeechLM
 from minicosy.system.frontend import SAMPLE_RATE, VoiceReference
 from minicosy.system.model import MiniCosy
 from minicosy.system.timing import Timing
-from minicosy.testing import write_untrained_checkpoint
 from minicosy.text.chars import CharTokenizer
-from minicosy.utils import FIXTURES_DIR
-
-CLIP = FIXTURES_DIR / "audio" / "festival_kal" / "festival_kal-valid-00000.flac"
-CLIP_TEXT = "Adam and Kevin are good friends."
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return write_untrained_checkpoint(tmp_path_factory.mktemp("ckpt"), "micro")
-
-
-@pytest.fixture(scope="module")
-def model(ckpt):
-    return MiniCosy.from_pretrained(ckpt, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def voice():
-    return VoiceReference.from_file(CLIP, CLIP_TEXT)
 
 
 def _ok(wav):

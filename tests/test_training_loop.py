@@ -18,7 +18,7 @@ from minicosy.training import Loop, LoopConfig, resolve_precision
 from minicosy.utils import REPO_ROOT
 
 sys.path.insert(0, os.path.dirname(__file__))
-from test_lm_train import TEXTS, fake_speech, micro
+from test_lm_train import micro, write_lm_corpus
 
 X = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
 Y = X @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1
@@ -72,16 +72,7 @@ def test_resume_after_a_kill_reproduces_the_curve(tmp_path):
 
 
 def _lm_corpus(root):
-    from minicosy.data.manifest import Utterance, write_manifest
-
-    rows, tokens = [], {}
-    for v in range(2):
-        for i, text in enumerate(TEXTS):
-            uid = f"v{v}-{i}"
-            rows.append(Utterance(uid, f"v{v}", text, f"{uid}.wav", 1.0, 16000, "valid" if i >= 6 else "train"))
-            tokens[uid] = fake_speech(text, v)
-    write_manifest(root / "manifest.jsonl", rows)
-    return tokens
+    return write_lm_corpus(root)
 
 
 def _lm_tc(**kw):

@@ -326,7 +326,7 @@ def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncode
 
 
 def eval_markdown(result: dict) -> str:
-    """The README table: one row per voice group and system."""
+    """The docs/results.md table: one row per voice group and system."""
     names = {"recording": "recording", "copy_synthesis": "copy synthesis (vocoder ceiling)",
              **{m: f"flow, {m.replace('_', '-')}" for m in MASKS}}
     lines = ["| voices | system | WER | WER / copy | similarity to prompt | most similar | log-mel L1 |",

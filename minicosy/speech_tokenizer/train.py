@@ -9,7 +9,7 @@ Budget: training stops at ``max_steps`` or after ``max_minutes`` of wall clock, 
 first, and the cosine learning-rate decay follows whichever of the two runs out first, so a
 time-capped run still anneals. A resumed run with a larger ``max_steps`` starts a new, lower
 cosine cycle from where it stopped (a warm restart). How the committed checkpoints were trained
-(commands, minutes, curves) is in the README and ``data/pretrained/tiny/speech_tokenizer.json``.
+(commands, minutes, curves) is in docs/results.md and ``data/pretrained/tiny/speech_tokenizer.json``.
 
 Augmentation (all on cached features, so an epoch costs only the network): speed perturbation
 (0.9 / 1.0 / 1.1), vocal-tract-length perturbation and SpecAugment; with per-utterance cepstral

@@ -204,7 +204,7 @@ def paired_comparison(before: dict, after: dict, system: str = "neural", n_boot:
 
 
 def eval_markdown(result: dict) -> str:
-    """The README table: one row per voice group and system."""
+    """The docs/results.md table: one row per voice group and system."""
     lines = ["| voices | system | WER | WER / recording | similarity to recording | log-mel L1 |",
              "|---|---|---|---|---|---|"]
     names = (("recording", "recording"), ("griffin_lim", f"Griffin-Lim {result['griffin_lim_iters']}"),

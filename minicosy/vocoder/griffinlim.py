@@ -72,7 +72,7 @@ def griffin_lim(mel, n_iter: int = 32, momentum: float = 0.99, cfg: MelConfig | 
 
     Args:
         mel: log-mel from :func:`minicosy.audio.log_mel`.
-        n_iter: iterations (32 is the baseline the README reports).
+        n_iter: iterations (32 is the baseline docs/results.md reports).
         momentum: 0 → the original algorithm; 0.99 → fast Griffin-Lim (librosa's default).
         seed: random initial phase.
     """

@@ -123,7 +123,7 @@ class VocoderConfig(StageConfig):
 
     @classmethod
     def tiny(cls, **overrides) -> "VocoderConfig":
-        """≈ 0.8 M parameters, trained on one CPU thread (the README gives the run); the bare constructor.
+        """≈ 0.8 M parameters, trained on one CPU thread (docs/results.md gives the run); the bare constructor.
 
         One 4× upsampling level to 200 Hz and an iSTFT head of 480 points, hop 120, with the
         source's phase (``source_phase=True``). A 480-point STFT resolves harmonics (50 Hz bins),
