@@ -229,3 +229,10 @@ def test_body_lines_counts_without_the_docstring():
     fn = ast.parse('def f():\n    """Doc.\n\n    More.\n    """\n    a = 1\n    return a\n').body[0]
     assert _body_lines(fn) == 2
     assert _body_lines(ast.parse("def g():\n    return 1\n").body[0]) == 1
+
+
+def test_minicosy_class_stays_lean():
+    """The system's model only loads, synthesises and streams (<= 200 lines); the rest is the front end's."""
+    tree = ast.parse((PKG / "system" / "model.py").read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MiniCosy")
+    assert cls.end_lineno - cls.lineno + 1 <= 200
