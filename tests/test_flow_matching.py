@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from minicosy.flow.matching import (FixedNoise, conditional_flow, cosine_timesteps, euler_solve,
-                                    guided_velocity)
+from minicosy.flow.matching import FixedNoise, conditional_flow, cosine_timesteps, euler_solve, guided_velocity
 
 
 def test_conditional_flow_exact():

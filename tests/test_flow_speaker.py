@@ -9,8 +9,14 @@ import torch.nn.functional as F
 
 from minicosy.data.manifest import read_manifest, write_manifest
 from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder, centroids, speaker_report
-from minicosy.flow.train import (SpeakerTrainConfig, evaluate_speaker, is_heldout, load_mels, speaker_batch,
-                                 train_speaker)
+from minicosy.flow.train import (
+    SpeakerTrainConfig,
+    evaluate_speaker,
+    is_heldout,
+    load_mels,
+    speaker_batch,
+    train_speaker,
+)
 from minicosy.utils import FIXTURES_DIR
 
 

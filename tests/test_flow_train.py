@@ -8,10 +8,20 @@ import pytest
 import torch
 
 from minicosy.data.manifest import read_manifest, write_manifest
+from minicosy.flow.masks import attention_mask
 from minicosy.flow.model import ChunkAwareFlow, FlowConfig
 from minicosy.flow.speaker import SpeakerConfig, SpeakerEncoder
-from minicosy.flow.train import (FlowTrainConfig, attach_tokens, flow_loss, is_heldout, load_mels, make_batches,
-                                 make_inputs, train_flow)
+from minicosy.flow.train import (
+    FlowTrainConfig,
+    attach_tokens,
+    draw_mask,
+    flow_loss,
+    is_heldout,
+    load_mels,
+    make_batches,
+    make_inputs,
+    train_flow,
+)
 from minicosy.utils import FIXTURES_DIR
 
 
@@ -83,6 +93,52 @@ def test_make_inputs(items):
     assert 0 <= float(inp["t"].min()) and float(inp["t"].max()) <= 1
     loss = flow_loss(model, inp)
     assert loss.dim() == 0 and torch.isfinite(loss)
+
+
+def test_mask_draw_with_the_chunk_schedule():
+    T, M, p = 30, 4, 3
+    gen = torch.Generator().manual_seed(0)
+    four = [attention_mask("non_causal", T), attention_mask("full_causal", T, prefix=p),
+            attention_mask("chunk", T, M, prefix=p), attention_mask("chunk", T, 2 * M, prefix=p)]
+    sched = [attention_mask("chunk", T, C, prefix=p, first_chunk=2) for C in (M, 2 * M)]  # F = ⌈4/3⌉ = 2
+
+    def kinds(tc, n=400):
+        counts = [0] * 6
+        for _ in range(n):
+            m = draw_mask(T, M, p, tc, gen)
+            counts[next(k for k, ref in enumerate(four + sched) if torch.equal(m, ref))] += 1
+        return counts
+
+    c = kinds(FlowTrainConfig(p_first_chunk=0.2))
+    assert all(n > 40 for n in c[:4]) and all(n > 15 for n in c[4:]) and 50 < sum(c[4:]) < 120  # ≈ 80 of 400
+    assert kinds(FlowTrainConfig(p_first_chunk=0.0), 100)[4:] == [0, 0]  # off: the paper's four only
+    assert sum(kinds(FlowTrainConfig(p_first_chunk=1.0), 50)[4:]) == 50
+    m = draw_mask(T, M, p, FlowTrainConfig(p_first_chunk=1.0, first_chunk_tokens=1), gen)
+    assert m.sum(1)[p].item() == p + 1  # the first generated token: a chunk of one
+    # without the schedule the draws are those of the four-mask trainer (same seed, same masks)
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    old = [four[int(torch.randint(0, 4, (), generator=g1))] for _ in range(20)]
+    assert all(torch.equal(a, draw_mask(T, M, p, FlowTrainConfig(p_first_chunk=0.0), g2)) for a in old)
+    with pytest.raises(ValueError, match="p_first_chunk"):
+        draw_mask(T, M, p, FlowTrainConfig(p_first_chunk=1.5), gen)
+
+
+def test_training_clips_the_prompt_lookahead(items):
+    """make_inputs passes each utterance's prompt length; with "clip" a prompt's velocity does not depend
+    on the first generated token, as at inference; with "cross" it does."""
+    tc = FlowTrainConfig(p_prompt=1.0, cfg_drop=0.0, p_first_chunk=1.0)
+    for flag, changes in (("clip", False), ("cross", True)):
+        torch.manual_seed(0)
+        model = ChunkAwareFlow(micro(prompt_lookahead=flag)).eval()
+        inp = make_inputs(model, items[:3], tc, torch.Generator().manual_seed(1))
+        assert inp["n_prompt"].shape == (3,) and bool((inp["n_prompt"] > 0).all())
+        b, p = 0, int(inp["n_prompt"][0])
+        args = {k: v for k, v in inp.items() if k not in ("u_t", "loss_mask")}
+        other = dict(args, tokens=args["tokens"].clone())
+        other["tokens"][b, p] = (other["tokens"][b, p] + 1) % model.cfg.vocab_size
+        with torch.no_grad():
+            d = (model(**args) - model(**other))[b, :, : 2 * p].abs().max()
+        assert bool(d > 0) is changes, (flag, float(d))
 
 
 def test_flow_overfits_one_batch(items):

@@ -25,6 +25,20 @@ their own, and starts the chunk grid after it. The prompt is known before synthe
 streaming run encodes it as one block and then emits chunks of exactly ``M`` tokens; with the grid
 starting at the prompt's end, the offline mask describes that run exactly.
 
+``first_chunk`` (``F``) is the *chunk schedule*: the first block after the prompt holds ``F``
+positions, every later one ``M`` — a short first packet, larger ones after (the paper's advice on
+its masks, §2.4: chunk-M for the first chunk, chunk-2M for the later ones). Drawn for ``T = 8``, ``M = 3``::
+
+    chunk, M = 3, prefix = 2, first_chunk = 1      blocks (chunk_spans)
+    ■ ■ · · · · · ·                                 (0, 2)  the prompt
+    ■ ■ · · · · · ·
+    ■ ■ ■ · · · · ·                                 (2, 3)  the first chunk, F = 1
+    ■ ■ ■ ■ ■ ■ · ·                                 (3, 6)  then M = 3 at a time
+    ■ ■ ■ ■ ■ ■ · ·
+    ■ ■ ■ ■ ■ ■ · ·
+    ■ ■ ■ ■ ■ ■ ■ ■                                 (6, 8)  the last may be shorter
+    ■ ■ ■ ■ ■ ■ ■ ■
+
 The token encoder uses the mask at 25 Hz with chunk ``M`` tokens; after the ×2 upsampling the
 encoder's second half and the estimator use :func:`upsample_mask` of it: chunk ``2M`` frames, the
 same chunks in time.
@@ -42,7 +56,7 @@ import torch
 KINDS = ("non_causal", "full_causal", "chunk")
 
 
-def _check(kind: str, T: int, chunk_size: int | None, prefix: int) -> None:
+def _check(kind: str, T: int, chunk_size: int | None, prefix: int, first_chunk: int | None = None) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown mask kind {kind!r}; expected one of {KINDS} (chunk-M and chunk-2M are "
                          "'chunk' with chunk_size M or 2M).")
@@ -50,10 +64,17 @@ def _check(kind: str, T: int, chunk_size: int | None, prefix: int) -> None:
         raise ValueError(f"T and prefix must be ≥ 0, got T={T}, prefix={prefix}.")
     if kind == "chunk" and (chunk_size is None or int(chunk_size) < 1):
         raise ValueError(f"a 'chunk' mask needs chunk_size ≥ 1, got {chunk_size!r}.")
+    if first_chunk is not None:
+        if kind != "chunk":
+            raise ValueError(f"first_chunk (a short first chunk) applies to the 'chunk' mask only, not {kind!r}; "
+                             "pass first_chunk=None.")
+        if isinstance(first_chunk, bool) or int(first_chunk) != first_chunk or int(first_chunk) < 1:
+            raise ValueError(f"first_chunk must be an integer ≥ 1 (or None: the same as chunk_size), got "
+                             f"{first_chunk!r}.")
 
 
 def block_ends(kind: str, T: int, chunk_size: int | None = None, prefix: int = 0,
-               device=None) -> torch.Tensor:
+               device=None, first_chunk: int | None = None) -> torch.Tensor:
     """One past the last key each query may see: ``end (T,)``, row ``i`` sees keys ``j < end[i]``.
 
     Args:
@@ -61,40 +82,45 @@ def block_ends(kind: str, T: int, chunk_size: int | None = None, prefix: int = 0
         T: sequence length.
         chunk_size: positions per chunk (``"chunk"`` only).
         prefix: the first ``prefix`` positions form one block (the prompt); the grid starts after it.
+        first_chunk: ``F``, the size of the first chunk after the prefix (``"chunk"`` only; ``None``:
+            ``chunk_size``, a uniform grid). The chunks after it hold ``chunk_size`` positions.
     """
-    _check(kind, T, chunk_size, prefix)
+    _check(kind, T, chunk_size, prefix, first_chunk)
     i = torch.arange(T, device=device)
     if kind == "non_causal":
         return torch.full((T,), T, dtype=torch.long, device=device)
     C = 1 if kind == "full_causal" else int(chunk_size)
-    # end(i) = prefix + C·(⌊(i − prefix)/C⌋ + 1) after the prefix, = prefix inside it, ≤ T
-    ends = prefix + C * (torch.div(i - prefix, C, rounding_mode="floor") + 1)
+    Fc = C if first_chunk is None else int(first_chunk)
+    # end(i) = p + F + C·(⌊(i − p − F)/C⌋ + 1) after the first chunk, = p + F inside it, = p in the prefix
+    ends = prefix + Fc + C * (torch.div(i - prefix - Fc, C, rounding_mode="floor") + 1)
+    ends = torch.where(i < prefix + Fc, torch.full_like(i, prefix + Fc), ends)
     ends = torch.where(i < prefix, torch.full_like(i, prefix), ends)
     return ends.clamp(max=T)
 
 
 def attention_mask(kind: str, T: int, chunk_size: int | None = None, prefix: int = 0,
-                   device=None) -> torch.Tensor:
+                   device=None, first_chunk: int | None = None) -> torch.Tensor:
     """The ``(T, T)`` boolean mask, ``True`` where query ``i`` may attend key ``j``.
 
-    ``mask[i, j] = j < end(i)`` with ``end`` from :func:`block_ends` (see the drawing above).
+    ``mask[i, j] = j < end(i)`` with ``end`` from :func:`block_ends` (see the drawings above).
     """
-    ends = block_ends(kind, T, chunk_size, prefix, device)
+    ends = block_ends(kind, T, chunk_size, prefix, device, first_chunk)
     return torch.arange(T, device=device)[None, :] < ends[:, None]  # (T, T)
 
 
-def chunk_spans(T: int, chunk_size: int, prefix: int = 0) -> list[tuple[int, int]]:
+def chunk_spans(T: int, chunk_size: int, prefix: int = 0, first_chunk: int | None = None) -> list[tuple[int, int]]:
     """The blocks of a chunk mask, in order: ``[(start, end), …]`` covering ``0 … T``.
 
     A streaming run processes exactly these blocks one after another: the prompt block
-    ``(0, prefix)`` if there is one, then chunks of ``chunk_size`` (the last may be shorter).
+    ``(0, prefix)`` if there is one, then a first chunk of ``first_chunk`` (default ``chunk_size``),
+    then chunks of ``chunk_size`` (the last may be shorter).
     """
-    _check("chunk", T, chunk_size, prefix)
+    _check("chunk", T, chunk_size, prefix, first_chunk)
     spans = [(0, min(prefix, T))] if prefix > 0 else []
-    s = min(prefix, T)
+    s, size = min(prefix, T), chunk_size if first_chunk is None else first_chunk
     while s < T:
-        spans.append((s, min(s + chunk_size, T)))
-        s += chunk_size
+        spans.append((s, min(s + size, T)))
+        s, size = s + size, chunk_size
     return spans
 
 
@@ -102,8 +128,8 @@ def upsample_mask(mask: torch.Tensor, factor: int = 2) -> torch.Tensor:
     """A token mask ``(..., T, T)`` → the frame mask ``(..., fT, fT)`` of the same chunks in time.
 
     Frame ``a`` belongs to token ``a // factor``, so ``frame_mask[a, b] = mask[a // f, b // f]``;
-    for a chunk mask with chunk ``M`` (and prefix ``p``) this is the chunk mask with chunk ``f·M``
-    (and prefix ``f·p``).
+    for a chunk mask with chunk ``M`` (prefix ``p``, first chunk ``F``) this is the chunk mask with
+    chunk ``f·M`` (prefix ``f·p``, first chunk ``f·F``).
     """
     return mask.repeat_interleave(factor, dim=-2).repeat_interleave(factor, dim=-1)
 

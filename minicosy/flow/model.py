@@ -23,6 +23,11 @@ Stage: flow matching (docs/paper_vs_code.md §1–2), CosyVoice 2 §2.4, Eq. 3, 
 
 Nothing in the model looks right except the lookahead conv (P tokens) and attention inside the
 current chunk, which is what makes a chunk-by-chunk run reproduce the offline chunk-masked one.
+With ``FlowConfig.prompt_lookahead="clip"`` (the default of new configs) the prompt's lookahead
+stops at its last token — zeros after it, the padding the end of an utterance sees — in training
+and at inference under every mask, so the prompt block depends on the prompt alone and
+:meth:`ChunkAwareFlow.prompt_state` computes it once per voice. ``"cross"`` is the behaviour of
+checkpoints written before the field existed (the committed tiny flow): a file without it loads so.
 Token/frame rule: two mel frames per token; see :func:`align_tokens_and_frames`.
 
 Simplifications (marked in the code):
@@ -43,9 +48,11 @@ References:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -60,6 +67,8 @@ from minicosy.utils import DEFAULT_CHECKPOINT
 
 PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 FP16_TOLERANCE = 1e-2  # largest |Δ log-mel| an fp16 export may cause (≈ 0.04 dB), else fp32
+#: ``FlowConfig.prompt_lookahead``: ``"clip"`` (cacheable prompt) or ``"cross"`` (checkpoints before it).
+PROMPT_LOOKAHEAD = ("clip", "cross")
 
 
 @dataclass
@@ -88,6 +97,19 @@ class FlowConfig(StageConfig):
     chunk_tokens: int = 15  # M: chunk of the chunk-M mask and the streaming hop (official: 25)
     max_frames: int = 3000  # pre-drawn noise: 60 s at 50 Hz (paper: 15000, 300 s, as the official code)
     noise_seed: int = 0
+    # "clip": the lookahead conv of prompt tokens sees zeros past the prompt's last token (as at the end of
+    # an utterance), so the prompt block depends on the prompt alone and is computed once per voice;
+    # "cross": it sees the first P generated tokens (the checkpoints trained before the option existed)
+    prompt_lookahead: str = "clip"
+
+    #: Fields added after ``minicosy-checkpoint-1`` → the value a checkpoint file without them was trained
+    #: with (:meth:`ChunkAwareFlow.from_config`): the committed ``flow.json`` loads as ``"cross"``.
+    added_fields: ClassVar[dict] = {"prompt_lookahead": "cross"}
+
+    def __post_init__(self):
+        if self.prompt_lookahead not in PROMPT_LOOKAHEAD:
+            raise ValueError(f"prompt_lookahead must be one of {PROMPT_LOOKAHEAD} ('clip': the prompt's lookahead "
+                             f"stops at its last token, cacheable; 'cross': legacy), got {self.prompt_lookahead!r}.")
 
     @classmethod
     def tiny(cls, **overrides) -> "FlowConfig":
@@ -108,8 +130,9 @@ class FlowConfig(StageConfig):
 
     @classmethod
     def legacy_defaults(cls) -> dict:
-        """Until ``minicosy-checkpoint-1`` the bare ``FlowConfig()`` was the paper size."""
-        return cls.paper().to_dict()
+        """Until ``minicosy-checkpoint-1`` the bare ``FlowConfig()`` was the paper size (and the prompt's
+        lookahead crossed into the generated tokens)."""
+        return {**cls.paper().to_dict(), **cls.added_fields}
 
 
 def align_tokens_and_frames(tokens: torch.Tensor, mel: torch.Tensor, up: int = 2):
@@ -160,6 +183,10 @@ class LookaheadLayer(nn.Module):
 
     ``conv1`` has kernel ``P + 1`` over the tokens right-padded by ``P``, so token ``i`` sees
     ``i … i+P``; ``conv2`` (kernel 3) is causal. As the official ``PreLookaheadLayer``.
+
+    ``n_prompt`` clips the prompt's lookahead (``FlowConfig.prompt_lookahead="clip"``): a prompt token
+    ``i < p`` sees ``e_i … e_{p−1}`` and then zeros — the padding the end of an utterance sees — so
+    the prompt's outputs do not depend on the tokens generated after it.
     """
 
     def __init__(self, d: int, P: int):
@@ -168,18 +195,32 @@ class LookaheadLayer(nn.Module):
         self.conv1 = nn.Conv1d(d, d, P + 1)
         self.conv2 = CausalConv1d(d, d, 3)
 
-    def forward(self, x: torch.Tensor, future: torch.Tensor | None = None, cache: dict | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, future: torch.Tensor | None = None, cache: dict | None = None,
+                n_prompt: int | torch.Tensor | None = None) -> torch.Tensor:
         """x: ``(B, T, d)``; future: ``(B, ≤P, d)`` embeddings of the tokens after ``x`` (the
-        missing ones, past the end of the utterance, are zeros) → ``(B, T, d)``."""
+        missing ones, past the end of the utterance, are zeros); n_prompt: ``None`` (no clipping), an
+        ``int`` or ``(B,)``: the prompt tokens at the start of ``x`` → ``(B, T, d)``."""
         B, T, d = x.shape
         pad = x.new_zeros(B, self.P, d)
         if future is not None and future.shape[1]:
             pad[:, : future.shape[1]] = future[:, : self.P]
-        h = torch.cat([x, pad], dim=1).transpose(1, 2)  # (B, d, T + P)
+        h = torch.cat([x, pad], dim=1)  # (B, T + P, d)
         # y_i = W₁ ⋆ [e_i, …, e_{i+P}]   (kernel P + 1, right-padded by P)
-        h = F.leaky_relu(self.conv1(h))  # (B, d, T)
-        h = self.conv2(h, cache)
-        return x + h.transpose(1, 2)
+        y = self._clipped(h, n_prompt, T)
+        y = self.conv2(F.leaky_relu(y), cache)
+        return x + y.transpose(1, 2)
+
+    def _clipped(self, h: torch.Tensor, n_prompt, T: int) -> torch.Tensor:
+        """``conv1`` over ``h (B, T + P, d)`` → ``(B, d, T)``, prompt rows from ``h`` zeroed past the prompt."""
+        if n_prompt is None or (isinstance(n_prompt, int) and n_prompt <= 0):
+            return self.conv1(h.transpose(1, 2))
+        pos = torch.arange(h.shape[1], device=h.device)
+        n = torch.as_tensor(n_prompt, device=h.device).reshape(-1, 1)  # (B|1, 1)
+        # y_i = W₁ ⋆ [e_i, …, e_{p−1}, 0, …, 0]  for i < p: the prompt's lookahead stops at its last token
+        clipped = self.conv1((h * (pos[None] < n)[..., None]).transpose(1, 2))  # (B, d, T)
+        if isinstance(n_prompt, int) and n_prompt >= T:
+            return clipped  # a block of prompt only (streaming): no row needs the unclipped conv
+        return torch.where((pos[None, :T] < n)[:, None, :], clipped, self.conv1(h.transpose(1, 2)))
 
 
 class TokenEncoder(nn.Module):
@@ -187,7 +228,7 @@ class TokenEncoder(nn.Module):
 
     def __init__(self, cfg: FlowConfig):
         super().__init__()
-        d, self.up = cfg.d_enc, cfg.up
+        d, self.up, self.clip = cfg.d_enc, cfg.up, cfg.prompt_lookahead == "clip"
         self.embed = nn.Embedding(cfg.vocab_size, d)
         self.lookahead = LookaheadLayer(d, cfg.lookahead)
         self.pre = nn.ModuleList(Block(d, cfg.enc_heads, cfg.ff_mult, cfg.dropout) for _ in range(cfg.enc_pre_layers))
@@ -198,7 +239,8 @@ class TokenEncoder(nn.Module):
         self.proj = nn.Linear(d, cfg.n_mels)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor | None, lengths: torch.Tensor | None = None,
-                future: torch.Tensor | None = None, cache: dict | None = None) -> torch.Tensor:
+                future: torch.Tensor | None = None, cache: dict | None = None,
+                n_prompt: int | torch.Tensor | None = None) -> torch.Tensor:
         """Encode.
 
         Args:
@@ -208,12 +250,14 @@ class TokenEncoder(nn.Module):
                 last real tokens sees zeros, as in a batch of one.
             future: ``(B, ≤P)`` ids of the tokens right after ``tokens`` (streaming / prefix re-runs).
             cache: streaming state (attention keys/values, conv inputs), or ``None``.
+            n_prompt: ``int`` or ``(B,)``, the prompt tokens at the start of ``tokens``: with
+                ``prompt_lookahead="clip"`` their lookahead stops at the prompt's end (ignored with "cross").
         """
         x = self.embed(tokens)  # (B, T, d)
         if lengths is not None:
             x = x * (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None])[..., None]
         fut = self.embed(future) if future is not None and future.numel() else None
-        x = self.lookahead(x, fut, _sub(cache, "lookahead"))
+        x = self.lookahead(x, fut, _sub(cache, "lookahead"), n_prompt if self.clip else None)
         for i, blk in enumerate(self.pre):
             x = blk(x, mask, _sub(cache, f"pre{i}"))
         x = x.repeat_interleave(self.up, dim=1)  # (B, up·T, d): 25 → 50 Hz
@@ -300,6 +344,13 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
         self.noise = FixedNoise(self.cfg.n_mels, self.cfg.max_frames, self.cfg.noise_seed)
         self.meta: dict = {}
 
+    @classmethod
+    def from_config(cls, cfg: FlowConfig, meta: dict) -> "ChunkAwareFlow":
+        """The model of a checkpoint: a field of :attr:`FlowConfig.added_fields` that its JSON lacks takes
+        the legacy value (the behaviour the file was trained with), not today's default."""
+        missing = {k: v for k, v in FlowConfig.added_fields.items() if k not in meta.get("config", {})}
+        return cls(dataclasses.replace(cfg, **missing) if missing else cfg)
+
     @property
     def device(self) -> torch.device:
         return self.mel_mean.device
@@ -322,7 +373,7 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
                 speaker: torch.Tensor, cond: torch.Tensor, mask: torch.Tensor,
-                drop: torch.Tensor | None = None) -> torch.Tensor:
+                drop: torch.Tensor | None = None, n_prompt: torch.Tensor | None = None) -> torch.Tensor:
         """The predicted velocity for a padded batch (the training pass).
 
         Args:
@@ -331,11 +382,13 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
             speaker: ``(B, spk_dim)``; cond: ``(B, n_mels, up·T)`` normalised prompt mel or zeros.
             mask: token-level ``(B, T, T)`` pattern with padding (:func:`~minicosy.flow.masks.with_padding`).
             drop: ``(B,)`` bool, classifier-free guidance dropout: mu, speaker and cond all zeroed.
+            n_prompt: ``(B,)`` prompt tokens per utterance (0: none); with ``prompt_lookahead="clip"``
+                the prompt's lookahead stops at its end, as at inference.
 
         Returns:
             ``v (B, n_mels, up·T)``.
         """
-        mu = self.encoder(tokens, mask, lengths=lengths)
+        mu = self.encoder(tokens, mask, lengths=lengths, n_prompt=n_prompt)
         spk = self.speaker_vector(speaker)
         if drop is not None:
             keep = (~drop).to(mu.dtype)
@@ -419,16 +472,23 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
 
     def synthesize(self, all_tokens, n_prompt: int, prompt, spk, mask: str = "non_causal",
                    chunk_tokens: int | None = None, n_steps: int = N_STEPS, guidance: float = GUIDANCE,
-                   future=None) -> torch.Tensor:
+                   future=None, first_chunk_tokens: int | None = None) -> torch.Tensor:
         """The offline pass over prepared inputs → normalised mel ``(1, n_mels, up·T_all)``, prompt included.
 
         ``future`` ``(1, ≤P)`` are tokens after ``all_tokens`` seen only by the lookahead conv (the
         re-run-the-prefix streaming baseline); without it the utterance ends there (zeros).
+        ``first_chunk_tokens`` (``"chunk"`` only): the chunk schedule's first chunk ``F`` after the prompt.
+
+        Raises:
+            ValueError: ``first_chunk_tokens`` with a mask other than ``"chunk"``, or not ≥ 1.
         """
         T, up = all_tokens.shape[1], self.cfg.up
         C = chunk_tokens or self.cfg.chunk_tokens
-        tmask = None if mask == "non_causal" else attention_mask(mask, T, C, prefix=n_prompt, device=self.device)[None]
-        mu = self.encoder(all_tokens, tmask, future=future)
+        if first_chunk_tokens is not None and mask != "chunk":
+            raise ValueError(f"first_chunk_tokens (the chunk schedule) needs mask='chunk', got mask={mask!r}.")
+        tmask = None if mask == "non_causal" else attention_mask(mask, T, C, prefix=n_prompt, device=self.device,
+                                                                 first_chunk=first_chunk_tokens)[None]
+        mu = self.encoder(all_tokens, tmask, future=future, n_prompt=n_prompt)
         cond = torch.zeros_like(mu)
         cond[:, :, : prompt.shape[2]] = prompt  # prompt mel on the first frames, zeros elsewhere
         x0 = self.noise.slice(0, up * T, device=self.device)
@@ -437,14 +497,16 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
 
     @torch.inference_mode()
     def inference(self, tokens, prompt_tokens=None, prompt_mel=None, speaker=None, mask: str = "non_causal",
-                  chunk_tokens: int | None = None, n_steps: int = N_STEPS, guidance: float = GUIDANCE) -> torch.Tensor:
+                  chunk_tokens: int | None = None, n_steps: int = N_STEPS, guidance: float = GUIDANCE,
+                  first_chunk_tokens: int | None = None) -> torch.Tensor:
         """Offline synthesis of one utterance.
 
         Args:
             tokens: ``(T,)`` speech token ids. prompt_tokens ``(T_p,)`` and prompt_mel ``(n_mels, F_p)``:
                 a reference clip (its tokens are prepended, its mel fills ``cond``). speaker: ``(spk_dim,)``.
             mask: ``"non_causal"`` (best offline), ``"full_causal"`` or ``"chunk"`` (what streaming
-                reproduces exactly), with ``chunk_tokens`` (default ``cfg.chunk_tokens``).
+                reproduces exactly), with ``chunk_tokens`` (default ``cfg.chunk_tokens``) and optionally
+                ``first_chunk_tokens`` ``F``: a first chunk of ``F`` tokens after the prompt, then ``M``.
 
         Returns:
             log-mel ``(n_mels, up·T)``, prompt frames trimmed.
@@ -452,7 +514,8 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
         was = self.training
         self.eval()
         all_tokens, n_prompt, prompt, spk = self.prepare(tokens, prompt_tokens, prompt_mel, speaker)
-        x = self.synthesize(all_tokens, n_prompt, prompt, spk, mask, chunk_tokens, n_steps, guidance)
+        x = self.synthesize(all_tokens, n_prompt, prompt, spk, mask, chunk_tokens, n_steps, guidance,
+                            first_chunk_tokens=first_chunk_tokens)
         self.train(was)
         return self.denormalize(x[0, :, self.cfg.up * n_prompt:])
 
@@ -461,6 +524,25 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
         from minicosy.flow.streaming import FlowStream
 
         return FlowStream(self, prompt_tokens, prompt_mel, speaker, **kw)
+
+    @property
+    def cacheable_prompt(self) -> bool:
+        """Whether the prompt block depends on the prompt alone (``prompt_lookahead="clip"``), so that
+        :meth:`prompt_state` computes it once per voice."""
+        return self.cfg.prompt_lookahead == "clip"
+
+    def prompt_state(self, prompt_tokens=None, prompt_mel=None, speaker=None, n_steps: int = N_STEPS,
+                     guidance: float = GUIDANCE):
+        """The prompt block computed once: a :class:`minicosy.flow.streaming.FlowPromptState` whose
+        ``fork(chunk_tokens, first_chunk_tokens)`` starts a stream per sentence.
+
+        With a ``"cross"`` checkpoint the block cannot be computed before the first generated tokens:
+        the state then keeps the validated inputs only (``state.precomputed`` is False) and each fork
+        computes the block itself, exactly as ``stream(...)`` would.
+        """
+        from minicosy.flow.streaming import FlowPromptState
+
+        return FlowPromptState.compute(self, prompt_tokens, prompt_mel, speaker, n_steps, guidance)
 
     # ------------------------------------------------------------------ save / load
 

@@ -4,9 +4,13 @@ Stage: flow matching, CosyVoice 2 §2.4. Per utterance of a batch the trainer dr
 
 * one of the paper's **four masks** — non-causal, full-causal, chunk-M, chunk-2M — so one model
   serves offline and streaming synthesis (the official code draws one of two per batch: full, or a
-  25-token chunk);
+  25-token chunk); with probability ``p_first_chunk`` instead the **scheduled** chunk mask that a
+  low-latency stream uses — a first chunk of ``F = ⌈M/3⌉`` tokens after the prompt, then chunks of
+  M or 2M (:func:`minicosy.flow.masks.block_ends` ``first_chunk``);
 * for half the utterances a **prompt**: the first 0–30% of the frames (whole tokens) are given as
-  ``cond`` and are the chunk mask's first block (as at inference), and carry no loss;
+  ``cond`` and are the chunk mask's first block (as at inference), and carry no loss; with
+  ``FlowConfig.prompt_lookahead="clip"`` the prompt's lookahead stops at its last token (the model
+  receives each utterance's prompt length), so the prompt block is cacheable at inference;
 * a **CFG dropout** of 0.2: ``mu``, speaker and ``cond`` are zeroed together, so the same network
   also learns the unconditional field that guidance subtracts;
 * ``t ~ U(0, 1)`` warped by the cosine schedule ``1 − cos(π/2·t)`` (as the official trainer), so
@@ -130,6 +134,8 @@ class FlowTrainConfig:
     p_prompt: float = 0.5  # share of utterances given a prompt
     prompt_max: float = 0.3  # prompt = the first U(0, prompt_max) of the frames
     cfg_drop: float = 0.2  # drop mu, speaker and cond together
+    p_first_chunk: float = 0.2  # share of utterances given the scheduled chunk mask (the rest: the paper's four)
+    first_chunk_tokens: int | None = None  # F of the scheduled mask; None: ⌈M/3⌉ (M = FlowConfig.chunk_tokens)
     loss: str = "mse"  # "mse" (official) or "l1" (the paper); see the module docstring
     amp: bool = True  # False forces fp32 whatever ``precision`` says
     seed: int = 0
@@ -137,6 +143,26 @@ class FlowTrainConfig:
     grad_accum: int = 1
     workers: int = 0
     log_every: int = 50
+
+
+def draw_mask(T: int, M: int, prefix: int, tc: FlowTrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """One utterance's ``(T, T)`` token mask: the scheduled chunk mask with probability ``tc.p_first_chunk``
+    (first chunk ``F`` after the prompt, then ``M`` or ``2M``), else one of the paper's four, uniformly.
+
+    Raises:
+        ValueError: ``p_first_chunk`` outside ``[0, 1]`` or ``first_chunk_tokens`` < 1.
+    """
+    if not 0.0 <= tc.p_first_chunk <= 1.0:
+        raise ValueError(f"p_first_chunk is a probability in [0, 1], got {tc.p_first_chunk}.")
+    # no extra draw when the schedule is off: the same masks as before it existed, for the same seed
+    if tc.p_first_chunk > 0 and float(torch.rand((), generator=gen)) < tc.p_first_chunk:
+        F = tc.first_chunk_tokens if tc.first_chunk_tokens is not None else math.ceil(M / 3)
+        C = (M, 2 * M)[int(torch.randint(0, 2, (), generator=gen))]
+        return attention_mask("chunk", T, C, prefix=prefix, first_chunk=F)
+    # the paper's four masks, one drawn per utterance: non-causal, full-causal, chunk-M, chunk-2M
+    kind, C = [("non_causal", None), ("full_causal", None), ("chunk", M), ("chunk", 2 * M)][
+        int(torch.randint(0, 4, (), generator=gen))]
+    return attention_mask(kind, T, C, prefix=prefix)
 
 
 def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, gen: torch.Generator) -> dict:
@@ -147,8 +173,8 @@ def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, g
         gen: the generator of every random draw (the global RNG is not used).
 
     Returns:
-        a dict of ``ChunkAwareFlow.forward`` arguments plus ``u_t (B, n_mels, up·T)`` and
-        ``loss_mask (B, 1, up·T)`` (real, non-prompt frames).
+        a dict of ``ChunkAwareFlow.forward`` arguments (``n_prompt (B,)`` included) plus
+        ``u_t (B, n_mels, up·T)`` and ``loss_mask (B, 1, up·T)`` (real, non-prompt frames).
     """
     cfg, dev = model.cfg, model.device
     B, up, M = len(items), cfg.up, cfg.chunk_tokens
@@ -163,11 +189,8 @@ def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, g
         x1[b, :, : up * L] = model.normalize(d["mel"].float().to(dev)).cpu()
         has_prompt = float(torch.rand((), generator=gen)) < tc.p_prompt
         p = int(float(torch.rand((), generator=gen)) * tc.prompt_max * L) if has_prompt else 0
-        # the paper's four masks, one drawn per utterance: non-causal, full-causal, chunk-M, chunk-2M
-        kind, C = [("non_causal", None), ("full_causal", None), ("chunk", M), ("chunk", 2 * M)][
-            int(torch.randint(0, 4, (), generator=gen))]
         # minicosy: the prompt is the chunk grid's first block, as at inference (official: grid from frame 0)
-        masks.append(attention_mask(kind, T, C, prefix=p))
+        masks.append(draw_mask(T, M, p, tc, gen))
         n_prompt.append(p)
     frames = torch.arange(up * T)[None, :]
     n_prompt = torch.tensor(n_prompt)
@@ -181,7 +204,7 @@ def make_inputs(model: ChunkAwareFlow, items: list[dict], tc: FlowTrainConfig, g
     spk = torch.stack([d["spk"] for d in items]).float()
     return {k: v.to(dev) for k, v in dict(tokens=tokens, lengths=lengths, x_t=x_t, t=t, speaker=spk, cond=cond,
                                           mask=with_padding(torch.stack(masks), lengths), drop=drop,
-                                          u_t=u_t, loss_mask=loss_mask).items()}
+                                          n_prompt=n_prompt, u_t=u_t, loss_mask=loss_mask).items()}
 
 
 def flow_loss(model: ChunkAwareFlow, inputs: dict, loss: str = "mse") -> torch.Tensor:
@@ -363,7 +386,9 @@ def train_speaker(scfg: SpeakerConfig, tc: SpeakerTrainConfig, manifest, run_dir
     def validate(state: dict) -> dict | None:
         if not valid:
             return None
-        report.update(speaker_report(model, train, valid, heldout={d["voice"] for d in valid if is_heldout(d["voice"])}))
+        report.update(
+            speaker_report(model, train, valid, heldout={d["voice"] for d in valid if is_heldout(d["voice"])})
+        )
         return {"speaker_id_accuracy": report["speaker_id_accuracy"], "n_valid": report["n_test"]}
 
     def on_resume(saved: dict) -> None:
@@ -415,8 +440,18 @@ def _flow_cmd(args) -> int:
     out = args.out or (REPO_ROOT / "runs" / f"flow_{args.preset}")
     speaker = args.speaker or (REPO_ROOT / "data" / "pretrained" / args.preset / "speaker")
     tokens = load_token_cache(manifest_root(_manifest(args.corpus)), args.tokenizer)  # refused if made by another
-    train_flow(cfg, tc, _manifest(args.corpus), out, speaker=speaker, tokens=tokens, device=args.device, resume=args.resume,
-               export=export, progress=not args.no_progress)
+    train_flow(
+        cfg,
+        tc,
+        _manifest(args.corpus),
+        out,
+        speaker=speaker,
+        tokens=tokens,
+        device=args.device,
+        resume=args.resume,
+        export=export,
+        progress=not args.no_progress,
+    )
     return 0
 
 
