@@ -556,7 +556,9 @@ assert out.shape == mel.shape and dict(shapes)["estimator output (v)"] == (2, UP
 # `make_inputs(model, items, FlowTrainConfig(), gen)` in `minicosy/flow/train.py` turns a list of utterances (tokens,
 # mel, the utterance's own speaker vector) into one padded batch. Per utterance it draws
 #
-# * one of the paper's **four masks** — non-causal, full-causal, chunk-$M$, chunk-$2M$ (notebook 04);
+# * one of the paper's **four masks** — non-causal, full-causal, chunk-$M$, chunk-$2M$ (notebook 04) — or, for one
+#   utterance in five (`p_first_chunk`), the **scheduled** chunk mask a low-latency stream uses: a short first chunk
+#   of $\lceil M/3 \rceil$ tokens after the prompt, then chunks of $M$ or $2M$;
 # * with probability 0.5 a **prompt**: the first $\lfloor u \cdot 0.3 \cdot T \rfloor$ tokens, $u \sim U(0, 1)$ — their
 #   mel goes into `cond` and the chunk mask treats them as one block, as at inference;
 # * a **CFG dropout** flag with probability 0.2 (the model then zeroes `mu`, speaker and `cond` together);
@@ -581,15 +583,17 @@ B, T_pad = batch["tokens"].shape
 n_prompt = [int((~batch["loss_mask"][b, 0, : UP * int(batch["lengths"][b])]).sum()) // UP for b in range(B)]
 
 
-MASK_KINDS = {"non-causal": ("non_causal", None), "full-causal": ("full_causal", None),
-              "chunk-M": ("chunk", cfg.chunk_tokens), "chunk-2M": ("chunk", 2 * cfg.chunk_tokens)}
+M_, F_ = cfg.chunk_tokens, -(-cfg.chunk_tokens // 3)  # the chunk and the scheduled first chunk ⌈M/3⌉
+MASK_KINDS = {"non-causal": ("non_causal", None, None), "full-causal": ("full_causal", None, None),
+              "chunk-M": ("chunk", M_, None), "chunk-2M": ("chunk", 2 * M_, None),
+              "first F, then M": ("chunk", M_, F_), "first F, then 2M": ("chunk", 2 * M_, F_)}
 
 
 def mask_kind(bt, b, p):
-    # which of the four masks utterance b of batch bt drew: compare with each candidate (prompt block, padding)
+    # which mask utterance b of batch bt drew: compare with each candidate (prompt block, padding)
     T = bt["tokens"].shape[1]
-    for name, (kind, C) in MASK_KINDS.items():
-        if torch.equal(bt["mask"][b], with_padding(attention_mask(kind, T, C, prefix=p), bt["lengths"][b:b + 1])[0]):
+    for name, (kind, C, F) in MASK_KINDS.items():
+        if torch.equal(bt["mask"][b], with_padding(attention_mask(kind, T, C, prefix=p, first_chunk=F), bt["lengths"][b:b + 1])[0]):
             return name
 
 
@@ -612,7 +616,7 @@ for b, d in enumerate(items):
 # the path: recover X0 from the target, then Eq. 3 must give x_t
 x0_rec = (x1_norm - batch["u_t"]) / (1 - SIGMA_MIN)
 assert torch.allclose(batch["x_t"], conditional_flow(x0_rec, x1_norm, batch["t"])[0], atol=1e-4)
-print("every utterance: one of the four masks, prompt ≤ 30 % of its tokens, cond = prompt mel, loss on the rest")
+print("every utterance: one of the masks above, prompt ≤ 30 % of its tokens, cond = prompt mel, loss on the rest")
 
 # %%
 fig, ax = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw=dict(width_ratios=[2.2, 1]))
@@ -635,8 +639,8 @@ plt.show()
 # %% [markdown]
 # One batch is too small to see the probabilities. Drawing 300 batches from the same eight utterances (2,400
 # utterance draws) shows the recipe's numbers: about half get a prompt (a few draw a prompt that rounds to zero
-# tokens), its length spreads evenly up to 30 %, one utterance in five is dropped for guidance, the four masks come
-# equally often, and the warped times pile up near $t = 0$ (median $1 - \cos(\pi/4) \approx 0.29$).
+# tokens), its length spreads evenly up to 30 %, one utterance in five is dropped for guidance, the paper's four masks come
+# equally often (about 20 % each), the two scheduled ones about 10 % each (`p_first_chunk` = 0.2), and the warped times pile up near $t = 0$ (median $1 - \cos(\pi/4) \approx 0.29$).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -660,7 +664,10 @@ print(f"with a prompt: {share_prompt:.2f} (p_prompt = {tc.p_prompt}) | longest p
 assert 0.42 < share_prompt < 0.52 and max_frac <= tc.prompt_max and 0.16 < share_drop < 0.24
 print("masks drawn:", {k: kind_counts[k] for k in MASK_KINDS})
 assert abs(t_median - (1 - math.cos(math.pi / 4))) < 0.03
-assert set(kind_counts) == set(MASK_KINDS) and min(kind_counts.values()) > 0.2 * len(draws["kind"])
+n_draws, paper_four = len(draws["kind"]), list(MASK_KINDS)[:4]
+assert set(kind_counts) == set(MASK_KINDS)
+assert all(0.15 < kind_counts[k] / n_draws < 0.25 for k in paper_four)            # (1 - 0.2) / 4 each
+assert all(0.06 < kind_counts[k] / n_draws < 0.14 for k in MASK_KINDS if k not in paper_four)  # 0.2 / 2 each
 
 # %% [markdown]
 # ### Which norm, and why
