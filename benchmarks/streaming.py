@@ -48,9 +48,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a ch
 
 from minicosy.data.corpus import HELDOUT_VOICES  # noqa: E402
 from minicosy.system.frontend import VoiceReference  # noqa: E402
-from minicosy.system.model import DEFAULT_DIR, STAGES, MiniCosy  # noqa: E402
+from minicosy.system.model import STAGES, MiniCosy  # noqa: E402
 from minicosy.testing import write_untrained_checkpoint  # noqa: E402
-from minicosy.utils import FIXTURES_DIR, emit_json, machine_info  # noqa: E402
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, emit_json, machine_info  # noqa: E402
 
 TEXT = "The quick brown fox jumps over the lazy dog."
 LONG = ["Please open the window before the rain starts.", "We walked to the station and waited an hour.",
@@ -124,7 +124,7 @@ def latencies(model: MiniCosy, voice, repeats: int) -> dict:
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", default=str(DEFAULT_DIR))
+    ap.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--long-sentences", type=int, default=6, help="sentences of the long text (30 ≈ 60 s of audio)")
     ap.add_argument("--threads", type=int, default=1)

@@ -167,7 +167,7 @@ class CheckpointMixin:
             raise ValueError(f"{stem}.json is a {meta.get('stage')} checkpoint, not a {cls.stage} one: load it with "
                              f"that stage's class, or pass the {cls.stage} files.")
         config = {**cls.config_class.legacy_defaults(), **meta["config"]} if legacy else meta["config"]
-        model = cls.from_config(cls.config_class.from_dict(config), meta)
+        model = cls.from_config(cls.config_class.from_saved(config), meta)
         target = model.checkpoint_module()
         expected = target.state_dict()
         check_state_matches(expected, state, f"{stem}.safetensors")

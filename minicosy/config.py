@@ -156,6 +156,9 @@ class StageConfig:
     """
 
     what: ClassVar[str] = "stage config"
+    #: Fields added after ``minicosy-checkpoint-1`` → the value a saved config without them was trained with
+    #: (:meth:`from_saved`); a subclass lists its own.
+    added_fields: ClassVar[dict] = {}
 
     @classmethod
     def tiny(cls, **overrides):
@@ -193,6 +196,14 @@ class StageConfig:
                              f"version (or a field is misspelt); known fields: {sorted(known)}.")
         tuple_fields = {n for n, f in known.items() if isinstance(f.default, tuple)}
         return cls(**{k: _tuples(v) if k in tuple_fields else v for k, v in d.items()})
+
+    @classmethod
+    def from_saved(cls, d: dict):
+        """The config a checkpoint or a training run saved: :meth:`from_dict`, except that a field of
+        :attr:`added_fields` the saved dict lacks takes the value it was trained with, not today's default."""
+        if not isinstance(d, dict):
+            return cls.from_dict(d)  # from_dict names the error
+        return cls.from_dict({**cls.added_fields, **d})
 
     def with_overrides(self, pairs) -> "StageConfig":
         """A copy with ``["d_model=256", "enc1_layers=4"]`` applied (``minicosy train ... --set``).

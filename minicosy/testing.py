@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from minicosy.system.model import DEFAULT_DIR
+from minicosy.utils import DEFAULT_CHECKPOINT
 
 
 def write_untrained_checkpoint(out: str | Path, size: str = "tiny", seed: int = 0) -> Path:
@@ -38,7 +38,7 @@ def write_untrained_checkpoint(out: str | Path, size: str = "tiny", seed: int = 
         for ext in (".json", ".safetensors"):
             link = out / f"{stage}{ext}"
             if not link.exists():
-                link.symlink_to((DEFAULT_DIR / f"{stage}{ext}").resolve())
+                link.symlink_to((DEFAULT_CHECKPOINT / f"{stage}{ext}").resolve())
     C = SpeechTokenizer.from_pretrained(out / "speech_tokenizer", device="cpu").codebook_size
     tok = CharTokenizer(TRAIN_VOICES)
     micro = size == "micro"

@@ -93,13 +93,13 @@ def warmup_cosine(step: int, lr: float, warmup: int, max_steps: int, max_minutes
 def check_config(saved: dict, cfg, config_cls, where, key: str = "config") -> None:
     """Refuse to resume a checkpoint trained with another model config.
 
-    The saved config is read back through ``config_cls.from_dict`` (fields added later take their
-    defaults) and must equal ``cfg``.
+    The saved config is read back through ``config_cls.from_saved`` (a field added later takes the value
+    the run was trained with) and must equal ``cfg``.
 
     Raises:
         ValueError: the checkpoint was trained with another config.
     """
-    if config_cls.from_dict(saved[key]) != cfg:
+    if config_cls.from_saved(saved[key]) != cfg:
         raise ValueError(f"{where} was trained with another config ({saved[key]}); use a new --out folder "
                          "or drop --resume.")
 

@@ -64,3 +64,18 @@ def test_tokenizer_config_refuses_heads_that_do_not_split_the_width():
 
     with pytest.raises(ValueError, match="n_heads"):
         SpeechTokenizerConfig.tiny().with_overrides(["d_model=300"])
+
+
+def test_a_saved_config_without_an_added_field_reads_as_trained():
+    """A checkpoint or a training run saved before ``prompt_lookahead`` existed was trained with "cross": loading
+    and resuming read it so (a resume into today's "clip" default is refused, not silently switched)."""
+    from minicosy.flow.model import FlowConfig
+    from minicosy.training import check_config
+
+    old = FlowConfig.tiny().to_dict()
+    del old["prompt_lookahead"]
+    assert FlowConfig.from_saved(old).prompt_lookahead == "cross"
+    assert FlowConfig.from_dict(old).prompt_lookahead == "clip"  # from_dict: today's defaults
+    check_config({"config": old}, FlowConfig.tiny(prompt_lookahead="cross"), FlowConfig, "run")
+    with pytest.raises(ValueError, match="another config"):
+        check_config({"config": old}, FlowConfig.tiny(), FlowConfig, "run")

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from minicosy.system.frontend import MAX_WORDS, Prompt, VoiceReference, speakable, stream_sentences
-from minicosy.system.model import DEFAULT_DIR, MiniCosy
+from minicosy.system.model import MiniCosy
+from minicosy.utils import DEFAULT_CHECKPOINT
 
 
 def test_text_policy(model):
@@ -127,8 +128,8 @@ def test_sft_speaker_vectors_come_from_speaker_json(model, ckpt, tmp_path):
 
 def test_committed_speaker_json_holds_every_sft_voice():
     """The committed export stores each train voice's centroid (the LM's speaker tags) for SFT."""
-    speakers = json.loads((DEFAULT_DIR / "lm.json").read_text())["text_tokenizer"]["speakers"]
-    meta = json.loads((DEFAULT_DIR / "speaker.json").read_text())
+    speakers = json.loads((DEFAULT_CHECKPOINT / "lm.json").read_text())["text_tokenizer"]["speakers"]
+    meta = json.loads((DEFAULT_CHECKPOINT / "speaker.json").read_text())
     dim = meta["config"]["emb_dim"]
     assert speakers and set(speakers) <= set(meta["centroids"])
     assert all(len(meta["centroids"][s]) == dim for s in speakers)

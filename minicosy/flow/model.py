@@ -48,7 +48,6 @@ References:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,9 +62,7 @@ from minicosy.config import StageConfig
 from minicosy.flow.masks import attention_mask, upsample_mask
 from minicosy.flow.matching import GUIDANCE, N_STEPS, FixedNoise, euler_solve, guided_velocity
 from minicosy.nn import Block
-from minicosy.utils import DEFAULT_CHECKPOINT
 
-PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 FP16_TOLERANCE = 1e-2  # largest |Δ log-mel| an fp16 export may cause (≈ 0.04 dB), else fp32
 #: ``FlowConfig.prompt_lookahead``: ``"clip"`` (cacheable prompt) or ``"cross"`` (checkpoints before it).
 PROMPT_LOOKAHEAD = ("clip", "cross")
@@ -102,8 +99,8 @@ class FlowConfig(StageConfig):
     # "cross": it sees the first P generated tokens (the checkpoints trained before the option existed)
     prompt_lookahead: str = "clip"
 
-    #: Fields added after ``minicosy-checkpoint-1`` → the value a checkpoint file without them was trained
-    #: with (:meth:`ChunkAwareFlow.from_config`): the committed ``flow.json`` loads as ``"cross"``.
+    #: Fields added after ``minicosy-checkpoint-1`` → the value a saved config without them was trained with
+    #: (:meth:`StageConfig.from_saved`): the committed ``flow.json`` loads as ``"cross"``.
     added_fields: ClassVar[dict] = {"prompt_lookahead": "cross"}
 
     def __post_init__(self):
@@ -343,13 +340,6 @@ class ChunkAwareFlow(CheckpointMixin, nn.Module):
         self.register_buffer("mel_std", torch.ones(self.cfg.n_mels))
         self.noise = FixedNoise(self.cfg.n_mels, self.cfg.max_frames, self.cfg.noise_seed)
         self.meta: dict = {}
-
-    @classmethod
-    def from_config(cls, cfg: FlowConfig, meta: dict) -> "ChunkAwareFlow":
-        """The model of a checkpoint: a field of :attr:`FlowConfig.added_fields` that its JSON lacks takes
-        the legacy value (the behaviour the file was trained with), not today's default."""
-        missing = {k: v for k, v in FlowConfig.added_fields.items() if k not in meta.get("config", {})}
-        return cls(dataclasses.replace(cfg, **missing) if missing else cfg)
 
     @property
     def device(self) -> torch.device:

@@ -44,9 +44,6 @@ import torch.nn.functional as F
 
 from minicosy.checkpoint import CheckpointMixin
 from minicosy.config import StageConfig
-from minicosy.utils import DEFAULT_CHECKPOINT
-
-PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 
 
 @dataclass

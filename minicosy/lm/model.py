@@ -40,9 +40,6 @@ import torch.nn.functional as F
 from minicosy.checkpoint import CheckpointMixin
 from minicosy.config import StageConfig
 from minicosy.lm.sequence import IGNORE, KINDS, M_SPEECH, N_TEXT, eos_id, fill_id, head_size
-from minicosy.utils import DEFAULT_CHECKPOINT
-
-PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 
 
 @dataclass

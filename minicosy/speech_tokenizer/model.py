@@ -57,12 +57,10 @@ from minicosy.config import StageConfig
 from minicosy.nn import Block
 from minicosy.speech_tokenizer.fsq import FSQ, VectorQuantizer
 from minicosy.text.normalize import normalize_transcript
-from minicosy.utils import DEFAULT_CHECKPOINT
 
 SAMPLE_RATE = 16000
 SAMPLES_PER_TOKEN = 640  # 4 feature frames of 160 samples: 25 tokens per second
 TOKEN_RATE = SAMPLE_RATE // SAMPLES_PER_TOKEN
-PRETRAINED_DIR = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 #: CTC alphabet: index 0 is the blank, then space, apostrophe, a–z.
 ALPHABET = "_ 'abcdefghijklmnopqrstuvwxyz"
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicosy.utils import FIXTURES_DIR, REPO_ROOT
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, REPO_ROOT
 
 DEMO_DIR = REPO_ROOT / "out" / "demo"
 DEMO_VOICES = ("mbrola_us3", "mbrola_en1", "rhvoice_lyubov")  # held out; lyubov: the 3.6 s, 24 kHz prompt
@@ -160,9 +160,15 @@ def run_demo(checkpoint=None, out: str | Path = DEMO_DIR, voices=DEMO_VOICES, se
     log(f"[demo] judged {len(wavs)} syntheses and {len(refs)} recordings in {time.perf_counter() - t0:.1f} s")
 
     png = _figure(timelines, model, out / "demo.png")
-    report = {"checkpoint": {"path": str(checkpoint or "data/pretrained/tiny"), **checkpoint_info(model)},
-              "seed": seed, "judges": _judge_versions(), "items": results, "figure": str(png.name),
-              "summary": _summary(results), "seconds": round(time.perf_counter() - t_start, 1)}
+    report = {
+        "checkpoint": {"path": str(checkpoint or DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)), **checkpoint_info(model)},
+        "seed": seed,
+        "judges": _judge_versions(),
+        "items": results,
+        "figure": str(png.name),
+        "summary": _summary(results),
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
     (out / "demo.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     return report
 

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from minicosy.utils import DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT
+from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT
 
 TARGET_HELD_OUT = ("mbrola_us3", "mbrola_en1")  # the zero-shot voices issue 12 sets targets for
 GROUPS = ("train_voices", "held_out_voices", "other_held_out_voices")
@@ -396,7 +396,7 @@ def _eval_cmd(args) -> int:
     model = MiniCosy.from_pretrained(args.checkpoint, args.device)
     result = evaluate_tts(model, args.corpus, args.split, args.per_voice, args.voices, args.scenarios or SCENARIOS,
                           args.seed, args.jobs, log=lambda s: print(s, flush=True))
-    result["checkpoint"]["path"] = str(args.checkpoint or "data/pretrained/tiny")
+    result["checkpoint"]["path"] = str(args.checkpoint or DEFAULT_CHECKPOINT.relative_to(REPO_ROOT))
     out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     print(eval_markdown(result))
     print(f"wrote {out}")

@@ -69,7 +69,6 @@ from minicosy.system.timing import Timing, timed_tokens
 from minicosy.utils import DEFAULT_CHECKPOINT, pick_device
 from minicosy.vocoder.hift import Vocoder
 
-DEFAULT_DIR = DEFAULT_CHECKPOINT  # an alias: the one default checkpoint folder is minicosy.utils.DEFAULT_CHECKPOINT
 STAGES = ("speech_tokenizer", "lm", "flow", "speaker", "vocoder")  # <stage>.json + .safetensors each
 LOADERS = {"speech_tokenizer": SpeechTokenizer, "lm": TextSpeechLM, "flow": ChunkAwareFlow,
            "speaker": SpeakerEncoder, "vocoder": Vocoder}
@@ -136,7 +135,7 @@ class MiniCosy:
                 fit together (another preset or codebook), or ``device="cuda"`` without CUDA.
         """
         dev = pick_device(device)
-        root = DEFAULT_DIR if path is None else Path(path)
+        root = DEFAULT_CHECKPOINT if path is None else Path(path)
         if not root.is_dir():
             raise ValueError(f"checkpoint folder not found: {root}. Pass the folder holding "
                              f"{', '.join(s + '.*' for s in STAGES)} (default data/pretrained/tiny).")

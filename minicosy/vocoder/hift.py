@@ -61,9 +61,7 @@ import torch.nn.functional as F
 from minicosy.audio import check_mel
 from minicosy.checkpoint import CheckpointMixin
 from minicosy.config import StageConfig
-from minicosy.utils import DEFAULT_CHECKPOINT
 
-DEFAULT_PRETRAINED = DEFAULT_CHECKPOINT  # an alias for older imports: use minicosy.utils.DEFAULT_CHECKPOINT
 WEIGHTS_NAME, CONFIG_NAME = "vocoder.safetensors", "vocoder.json"  # the files in a checkpoint folder
 
 

@@ -55,7 +55,8 @@ from minicosy.training import (
     apply_loop_args,
     check_config,
 )
-from minicosy.vocoder.hift import DEFAULT_PRETRAINED, Vocoder, VocoderConfig
+from minicosy.utils import DEFAULT_CHECKPOINT
+from minicosy.vocoder.hift import Vocoder, VocoderConfig
 
 HELD_OUT = tuple(HELDOUT_VOICES)  # never trained on (valid/test only)
 
@@ -510,7 +511,7 @@ def add_train_args(p) -> None:
     p.add_argument("--corpus", "--manifest", dest="corpus", default=str(DEFAULT_CORPUS_DIR),
                    help="corpus folder or manifest.jsonl (default data/corpus)")
     p.add_argument("--out", default="runs/vocoder_tiny", help="run folder: checkpoints, curve.json, samples/")
-    p.add_argument("--export", default=str(DEFAULT_PRETRAINED), help="where the fp16 export goes")
+    p.add_argument("--export", default=str(DEFAULT_CHECKPOINT), help="where the fp16 export goes")
     p.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
     p.add_argument("--init-from", default=None,
                    help="fine-tune: start the generator from this saved vocoder folder (e.g. data/pretrained/tiny)")
