@@ -58,12 +58,38 @@ def test_prompt_processed_once_reused_and_registered(model, voice):
 def test_register_list_remove(model, voice):
     p = model.register_voice("kal2", voice)
     assert model.voices == ["kal2"] and p.name == "kal2" and set(p.lm_prefix) == {"offline", "stream"}
-    assert p.flow_state is None  # the flow's prompt-block slot: empty until the flow can precompute it
+    # the flow's prompt block, computed at registration ("clip" flow: encoder + every ODE step done)
+    assert p.flow_state.precomputed and p.flow_state.n_prompt == len(p.flow_tokens) > 0
+    assert model.frontend.prompt(voice).flow_state is p.flow_state
     assert model.register_voice("kal2", voice) is p  # the same recording again: a no-op
     assert model.frontend.prompt(voice) is p  # the registered object itself finds its snapshot
     assert model.frontend.prompt(VoiceReference(voice.audio.copy(), voice.sample_rate, voice.transcript)) is not p
     model.remove_voice("kal2")
     assert model.voices == [] and model.frontend.prompt(voice) is not p
+
+
+def test_registered_flow_state_cross_flow_keeps_inputs_only(ckpt, voice, tmp_path):
+    """A checkpoint from before the cacheable prompt block ("cross" lookahead) cannot run the block
+    before the first tokens: registration keeps the checked inputs, and every stream computes the
+    block itself — the same audio as the recording processed afresh."""
+    d = tmp_path / "cross"
+    shutil.copytree(ckpt, d, symlinks=True)
+    meta = json.loads((d / "flow.json").read_text())
+    meta["config"]["prompt_lookahead"] = "cross"
+    (d / "flow.json").write_text(json.dumps(meta))
+    m = MiniCosy.from_pretrained(d, device="cpu")
+    assert not m.flow.cacheable_prompt
+    p = m.register_voice("kal_cross", voice)
+    assert not p.flow_state.precomputed and p.flow_state.done == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a = np.concatenate(list(m.stream("Hi there.", "kal_cross", seed=3, chunk_tokens=5)))
+        b = np.concatenate(list(m.stream("Hi there.", voice.__class__(voice.audio.copy(), voice.sample_rate,
+                                                                     voice.transcript), seed=3, chunk_tokens=5)))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(a, b)
 
 
 def _changed(voice, how):

@@ -10,9 +10,11 @@ under a name (:meth:`FrontEnd.register`, then ``voice="name"``; the official ``a
 **Registered voices** (:meth:`FrontEnd.register`) hold everything that does not depend on the
 text: the prompt's tokens, mel and speaker vector, and the LM's KV cache of the shareable prefix
 (:func:`~minicosy.lm.generate.lm_prefix`, offline and streaming) — each request forks it.
-``Prompt.flow_state`` is the slot for the flow's prompt-block caches (forked per stream); it stays
-empty until the flow can compute that block without the first generated tokens, so today the flow
-prompt block is recomputed for every sentence. The registration rules:
+``Prompt.flow_state`` holds the flow's prompt block (:meth:`ChunkAwareFlow.prompt_state`), forked per
+stream: with a ``prompt_lookahead="clip"`` flow the block (encoder + every ODE step over the prompt) is
+computed at registration and a stream starts after it; a ``"cross"`` flow's block needs the first
+generated tokens, so its state keeps the checked inputs only and each stream computes the block itself,
+exactly as an unregistered voice would. The registration rules:
 
 * a name is a non-empty ``str`` that is not an SFT voice (``model.speakers``) — ``speaker=`` and
   ``voice=`` would otherwise mean two voices by one name;
@@ -284,9 +286,7 @@ class Prompt:
     flow_mel: torch.Tensor | None = None  # (80, up·T_p)
     spk: torch.Tensor | None = None  # (spk_dim,)
     lm_prefix: dict = field(default_factory=dict)  # {"offline"|"stream": LMPrefix}: KV caches, forked per request
-    flow_state: object | None = (
-        None  # the flow's prompt-block caches (``fork(chunk_tokens)`` per stream); None: recomputed
-    )
+    flow_state: object | None = None  # FlowPromptState, forked per stream (registered voices); None: made per stream
     name: str | None = None  # the registered name, if any
     fingerprint: str | None = None  # of the recording it was made from (fingerprint())
 
@@ -311,11 +311,12 @@ class FrontEnd:
         lm_cfg: the LM's config (context ``max_len``, length rule, N:M blocks).
         up: flow frames per token (2: 25 → 50 Hz).
         lm: the LM itself, for the prefix caches of registered voices (None: no prefix caches).
+        flow: the flow, for the prompt-block state of registered voices (None: no flow state).
     """
 
-    def __init__(self, tokenizer, speaker, text_tokenizer, lm_cfg, up: int = 2, lm=None):
-        self.tokenizer, self.speaker, self.text_tokenizer, self.lm_cfg, self.up, self.lm = (
-            tokenizer, speaker, text_tokenizer, lm_cfg, up, lm)
+    def __init__(self, tokenizer, speaker, text_tokenizer, lm_cfg, up: int = 2, lm=None, flow=None):
+        self.tokenizer, self.speaker, self.text_tokenizer, self.lm_cfg, self.up, self.lm, self.flow = (
+            tokenizer, speaker, text_tokenizer, lm_cfg, up, lm, flow)
         self.voices: dict[str, Prompt] = {}  # registered zero-shot voices
         self._refs: dict[int, tuple[weakref.ref, str]] = {}  # id(VoiceReference) → (the object, its name)
 
@@ -347,7 +348,7 @@ class FrontEnd:
         """Process a recording once and keep it under ``name`` (the rules: module docstring).
 
         Returns:
-            the registered :class:`Prompt`, its LM prefix caches computed.
+            the registered :class:`Prompt`, its LM prefix caches and flow prompt state computed.
 
         Raises:
             ValueError: not a ``VoiceReference``; an empty or non-``str`` name; the name of an SFT
@@ -371,6 +372,9 @@ class FrontEnd:
             p.name, p.fingerprint = name, fp
             for streaming in (False, True):
                 self.lm_prefix(p, streaming)
+            if self.flow is not None:
+                with torch.inference_mode():
+                    p.flow_state = self.flow.prompt_state(p.flow_tokens, p.flow_mel, p.spk)
             self.voices[name] = old = p
         self._refs[id(voice)] = (weakref.ref(voice), name)
         return old

@@ -123,7 +123,7 @@ class MiniCosy:
         self.tokenizer, self.lm, self.flow, self.speaker, self.vocoder = tokenizer, lm, flow, speaker, vocoder
         self.text_tokenizer = lm.text_tokenizer()
         check_compatible(tokenizer, lm, flow, speaker, vocoder, self.text_tokenizer)
-        self.frontend = FrontEnd(tokenizer, speaker, self.text_tokenizer, lm.cfg, flow.cfg.up, lm=lm)
+        self.frontend = FrontEnd(tokenizer, speaker, self.text_tokenizer, lm.cfg, flow.cfg.up, lm=lm, flow=flow)
         self.last_timing: Timing | None = None
 
     @classmethod

@@ -18,10 +18,10 @@ turns every hop of tokens into audio. Here the same split, with what the officia
 Without ``lm_ahead`` the same events are pulled synchronously (one pull chain: the LM waits while
 the flow and the vocoder run) — the only mode with one thread.
 
-Per sentence the consumer starts a flow stream — from ``Prompt.flow_state`` forked, once the flow
-can precompute its prompt block per voice, else from the prompt (the prompt block is then computed
-with the first tokens, on every sentence) — pushes tokens, flushes at the sentence's end; one
-vocoder stream runs across sentences.
+Per sentence the consumer starts a flow stream — a fork of ``Prompt.flow_state`` for a registered
+voice (with a ``"clip"`` flow its prompt block was computed at registration; a ``"cross"`` flow's
+fork computes it with the first tokens), else a stream from the prompt — pushes tokens, flushes at
+the sentence's end; one vocoder stream runs across sentences.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.5.
