@@ -223,6 +223,22 @@ def test_train_resume_export_eval(corpus, tmp_path):
     assert torch.load(tmp_path / "run" / "ckpt.pt", weights_only=False)["state"]["step"] == 6
 
 
+def test_warm_start_from_an_export(corpus, tmp_path):
+    """``init``: a new run starts from an export's weights (step 0, fresh optimiser); another config is refused."""
+    tc = TrainConfig(batch_frames=600, max_steps=2, eval_every=100, ckpt_every=100, warmup=1, n_valid=10, lr=0.0)
+    quiet = {"device": "cpu", "progress": False, "log": lambda *a: None}
+    first = train_tokenizer(micro(), tc, corpus, tmp_path / "a", export=tmp_path / "a_exp", **quiet)
+    warm = train_tokenizer(micro(), tc, corpus, tmp_path / "b", export=tmp_path / "b_exp", init=tmp_path / "a_exp",
+                           **quiet)
+    # lr 0: the warm run keeps the init's weights exactly (a fresh run would be a new random init)
+    for (k, a), b in zip(first.state_dict().items(), warm.state_dict().values()):
+        assert torch.equal(a, b), k
+    meta = SpeechTokenizer.from_pretrained(tmp_path / "b_exp", device="cpu").meta["trained"]
+    assert meta["steps"] == 2 and meta["init"]["from"] == str(tmp_path / "a_exp") and meta["init"]["steps"] == 2
+    with pytest.raises(ValueError, match="same architecture"):
+        train_tokenizer(micro("vq"), tc, corpus, tmp_path / "c", init=tmp_path / "a_exp", **quiet)
+
+
 def test_cli_registered():
     from minicosy.speech_tokenizer import evaluate, train
     from minicosy.system.cli import build_parser
@@ -231,6 +247,7 @@ def test_cli_registered():
                                       "--corpus", "somewhere", "--no-utterance-cmn"])
     assert args.func is train._train_cmd
     assert (args.quantizer, args.resume, args.corpus, args.utterance_cmn) == ("vq", True, "somewhere", False)
+    assert build_parser().parse_args(["train", "tokenizer", "--init", "x/tok"]).init == "x/tok"
     assert build_parser().parse_args(["train", "tokenizer"]).utterance_cmn is None  # None → the preset decides
     args = build_parser().parse_args(["eval", "tokenizer", "--split", "valid"])
     assert args.func is evaluate._eval_cmd and args.split == "valid"

@@ -263,14 +263,35 @@ def validate(model: SpeechTokenizer, valid_sub: list[dict], train_voices, step: 
             "perplexity": usage["perplexity"]}
 
 
+def init_from(model: SpeechTokenizer, init: str | Path) -> dict:
+    """Load the weights (and input normalisation) of an exported tokenizer into ``model``: a warm start.
+
+    Returns:
+        ``{"from": path, "steps": its training steps, "train_utterances": ...}`` for the export's notes.
+
+    Raises:
+        ValueError: the export has another architecture than ``model`` (a warm start needs the same config).
+    """
+    src = SpeechTokenizer.from_pretrained(init, device="cpu")
+    if src.cfg != model.cfg:
+        raise ValueError(f"--init {init} has another config ({src.cfg.to_dict()}) than this run "
+                         f"({model.cfg.to_dict()}): a warm start needs the same architecture.")
+    model.load_state_dict(src.state_dict())
+    trained = (getattr(src, "meta", None) or {}).get("trained") or {}
+    return {"from": str(init), "steps": trained.get("steps"), "train_utterances": trained.get("train_utterances"),
+            "minutes": trained.get("minutes")}
+
+
 def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_dir, device=None,
                     resume: bool = False, export: str | Path | None = None, progress: bool = True,
-                    log=print) -> SpeechTokenizer:
+                    log=print, init: str | Path | None = None) -> SpeechTokenizer:
     """Train a tokenizer on the ``train`` split of ``manifest``; validate on ``valid``.
 
     The loop (:class:`minicosy.training.Loop`) checkpoints to ``run_dir/ckpt.pt`` every
-    ``tc.ckpt_every`` steps; ``resume=True`` continues from there. At the end the model is exported
-    (fp32 safetensors + JSON) to ``export``.
+    ``tc.ckpt_every`` steps; ``resume=True`` continues from there. ``init`` (an exported tokenizer
+    of the same config) starts from its weights instead of a random init — a warm start: a new
+    run on new data whose step count, schedule and optimiser start afresh. At the end the model is
+    exported (fp32 safetensors + JSON) to ``export``.
     """
     loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc=f"tokenizer[{cfg.label}]"), run_dir, log)
     train, valid = load_split(manifest, "train"), load_split(manifest, "valid")
@@ -281,6 +302,9 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
     loop.log(f"train: {len(train)} utts, {sum(d['feats'].shape[1] for d in train) / 360000:.2f} h, "
              f"{len(train_voices)} voices; valid: {len(valid)} utts")
     model = new_model(cfg, train, loop.device)
+    warm = init_from(model, init) if init is not None else None
+    if warm:
+        loop.log(f"warm start from {init} ({warm['steps']} steps on {warm['train_utterances']} utterances)")
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     loop.log(f"model: {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M parameters, quantizer "
              f"{cfg.quantizer} ({model.codebook_size} codes), device {loop.device}")
@@ -302,7 +326,7 @@ def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_d
             "steps": state["step"], "epochs": state["epoch"] + state["pos"] / max(1, n_batches[0]),
             "minutes": round(state["elapsed"] / 60, 1), "device": str(loop.device),
             "train_utterances": len(train), "train_voices": train_voices, "last_valid": state["history"][-1],
-            "train_config": asdict(tc)}})
+            "train_config": asdict(tc), **({"init": warm} if warm else {})}})
         loop.log(f"exported {stem}.safetensors / .json")
     return model
 
@@ -328,7 +352,7 @@ def _train_cmd(args) -> int:
     out = args.out or (REPO_ROOT / "runs" / f"tokenizer_{args.preset}_{args.quantizer}")
     manifest = Path(args.corpus) / "manifest.jsonl" if Path(args.corpus).is_dir() else Path(args.corpus)
     train_tokenizer(cfg, tc, manifest, out, device=args.device, resume=args.resume, export=export,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, init=args.init)
     return 0
 
 
@@ -341,6 +365,8 @@ def register_cli(groups) -> None:
     p.add_argument("--out", default=None, help="run folder for checkpoints (default runs/tokenizer_<preset>_<q>)")
     p.add_argument("--export", default=None, help="stem of the exported model (default data/pretrained/<preset>/...)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--init", default=None, metavar="STEM",
+                   help="warm start from an exported tokenizer of the same config (e.g. the committed one)")
     p.add_argument("--set", nargs="+", default=(), metavar="FIELD=VALUE",
                    help="override config fields of the preset, e.g. --set d_model=256 enc1_layers=4")
     p.add_argument("--utterance-cmn", action=argparse.BooleanOptionalAction, default=None,
