@@ -382,7 +382,7 @@ def register_cli(groups) -> None:
     p.add_argument("--tokenizer", default=None, help="speech tokenizer of the token cache (default: committed)")
     p.add_argument("--corpus", "--manifest", dest="corpus", default=str(DEFAULT_CORPUS_DIR),
                    help="corpus folder or manifest.jsonl (default data/corpus)")
-    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--split", default="test", choices=["train", "valid", "test", "natural"])
     p.add_argument("--per-voice", type=int, default=4, help="utterances judged per voice")
     p.add_argument("--masks", default=",".join(MASKS), help=f"comma-separated, from {','.join(MASKS)}")
     p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: every base voice)")

@@ -181,7 +181,7 @@ def register_cli(groups) -> None:
     e.add_argument("--name", action="append", default=None,
                    help="a name per --checkpoint for the report (default: its quantizer, fsq / vq / vq-plain)")
     e.add_argument("--corpus", default=str(DEFAULT_CORPUS_DIR))
-    e.add_argument("--split", default="valid", choices=["valid", "test"])
+    e.add_argument("--split", default="valid", choices=["valid", "test", "natural"])
     e.add_argument("--out", default=None, help="JSON file for the figures")
     e.add_argument("--device", default=None)
     e.add_argument("--threads", type=int, default=1)

@@ -407,7 +407,7 @@ def register_cli(groups) -> None:
     """``minicosy eval tts``."""
     p = groups["eval"].add_parser("tts", help="the whole system: WER, similarity, speaker ID in the four scenarios "
                                   "(SFT/ICL × offline/streaming) against the recordings")
-    p.add_argument("--split", default="test", choices=["valid", "test"])
+    p.add_argument("--split", default="test", choices=["valid", "test", "natural"])
     p.add_argument("--per-voice", type=int, default=5, help="sentences per voice (the first N by id)")
     p.add_argument("--voices", nargs="+", default=None, help="only these voice ids (default: every voice of the split)")
     p.add_argument("--scenarios", nargs="+", default=None, choices=SCENARIOS, help="default: all four")
