@@ -5,16 +5,20 @@
 # while the LM is still talking.
 #
 # 1. **The four attention masks** the paper trains with — non-causal, full-causal, chunk-$M$, chunk-$2M$ — drawn,
-#    checked property by property, combined with key padding, and drawn per utterance by the trainer.
+#    checked property by property, combined with key padding, drawn per utterance by the trainer, and explored with
+#    sliders.
 # 2. **The lookahead convolution** — the only place the model looks right of its chunk: its receptive field,
 #    measured with gradients and with token impulses through the whole encoder.
 # 3. **Latency arithmetic** — how many 25 Hz tokens the flow must have before it can emit its first 50 Hz mel
-#    frames, for the tiny preset ($M = 15$) and the official chunk ($M = 25$).
-# 4. **Streaming equals offline** — cached chunk-by-chunk synthesis (`FlowStream`, `mode="cached"`) and the official
-#    re-run-the-prefix baseline (`mode="recompute"`) reproduce the offline chunk-masked mel to float rounding.
+#    frames, for the tiny preset ($M = 15$), a short first chunk, and the official chunk ($M = 25$); and what the
+#    voice prompt's block costs.
+# 4. **Streaming equals offline** — first a 20-line toy (chunk-masked attention with a key/value cache) and the two
+#    mistakes that break it; then the flow's cached chunk-by-chunk synthesis (`FlowStream`, `mode="cached"`) and the
+#    official re-run-the-prefix baseline (`mode="recompute"`), which reproduce the offline chunk-masked mel to float
+#    rounding, with and without a prompt computed once per voice.
 # 5. **Cost** — the work per chunk, counted by hooks on the package's modules: flat for the cache, growing for the
 #    re-run.
-# 6. Three checked **exercises**.
+# 6. Four checked **exercises**, the last one an implementation of `attention_mask`.
 #
 # **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4 (chunk-aware causal flow matching: the lookahead
 # convolution, the four masks and why one model is trained on all of them) and §2.5 (latency of the streaming mode).
@@ -28,14 +32,18 @@
 # **Prerequisites:** notebook 00 (25 Hz tokens, 50 Hz mel, two frames per token). The flow itself (the ODE, guidance,
 # training) is notebook 03's subject; here it is used as a black box whose *dependencies* we study.
 #
-# **Runtime:** about 35 s on 2 CPU cores (default, tiny preset); nothing is trained and nothing is downloaded. The model
-# here has **random weights** on purpose — section 4 says why that is enough.
+# **Runtime:** about 20 s on 2 CPU cores (default, tiny preset; a GPU changes nothing, every check runs on the CPU);
+# nothing is trained and nothing is downloaded. The model here has **random weights** on purpose — section 4 says why
+# that is enough.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+import json
 import os
 from collections import Counter
+from dataclasses import replace
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -46,15 +54,24 @@ from minicosy.flow.matching import N_STEPS
 from minicosy.flow.train import FlowTrainConfig, make_inputs
 from minicosy.nn import Attention
 from minicosy.speech_tokenizer.model import SpeechTokenizerConfig
+from minicosy.utils import DEFAULT_CHECKPOINT, slider_player
 
 PRESET = os.environ.get("MINICOSY_PRESET", "tiny")  # "paper": the published widths (slow on a CPU; checked outputs are tiny's)
 VOCAB = SpeechTokenizerConfig.tiny().codebook_size  # 3^5 = 243 FSQ codes, the tiny speech tokenizer's
 seed_everything(0)
 torch.set_num_threads(1)  # small models: one thread is fastest, and robust on a shared CPU
-plt.rcParams["figure.dpi"] = 60  # small PNGs keep the notebook light
+plt.rcParams["figure.dpi"] = 90
 plt.rcParams["image.interpolation"] = "nearest"
 MEL_CMAP = plt.get_cmap("magma", 32)
-MASK_CMAP = plt.get_cmap("Blues", 3)
+MASK_CMAP = plt.get_cmap("Blues", 2)  # two colours: hidden (0), may attend (1)
+
+
+def mask_colorbar(fig, im, ax, labels=("hidden", "may attend")):
+    cb = fig.colorbar(im, ax=ax, ticks=[0.25, 0.75], fraction=0.03, pad=0.02)
+    cb.ax.set_yticklabels(labels)
+    return cb
+
+
 device = torch.device("cpu")  # pinned: every check below is a CPU computation
 cfg = FlowConfig.tiny(vocab_size=VOCAB) if PRESET == "tiny" else FlowConfig.paper()
 model = ChunkAwareFlow(cfg).to(device).eval()  # random weights (seeded): see section 4
@@ -88,12 +105,12 @@ T_DEMO, M_DEMO = 12, 3
 kinds = {"non-causal": ("non_causal", None), "full-causal": ("full_causal", None),
          f"chunk-M (M = {M_DEMO})": ("chunk", M_DEMO), f"chunk-2M (2M = {2 * M_DEMO})": ("chunk", 2 * M_DEMO)}
 masks = {name: attention_mask(kind, T_DEMO, C) for name, (kind, C) in kinds.items()}  # (T, T) bool each
-fig, axes = plt.subplots(1, 4, figsize=(12, 3.4))
+fig, axes = plt.subplots(1, 4, figsize=(12.5, 3.4), layout="constrained")
 for ax, (name, m) in zip(axes, masks.items()):
-    ax.imshow(m.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1.5)
+    im = ax.imshow(m.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1)
     ax.set(title=name, xlabel="key j", xticks=range(0, T_DEMO, 3), yticks=range(0, T_DEMO, 3))
 axes[0].set_ylabel("query i")
-plt.tight_layout()
+mask_colorbar(fig, im, axes)
 plt.show()
 
 # %% [markdown]
@@ -144,7 +161,7 @@ print(f"{n_checked} (T, M) pairs checked")
 # **The prompt block.** In zero-shot synthesis a prompt (its tokens and its mel) comes first. It is known before
 # synthesis starts, so minicosy makes it one block of its own (`prefix=`) and starts the chunk grid after it; the
 # streaming run then emits chunks of exactly $M$ new tokens. `chunk_spans` lists the blocks a streaming run
-# processes, in order.
+# processes, in order. (What that prompt block costs, and when it can be computed, is section 3's last paragraph.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -170,15 +187,15 @@ for b, L in enumerate(lengths.tolist()):
     assert torch.equal(padded[b, :L, :L], attention_mask("chunk", L, M_DEMO))  # the real part: the unpadded mask
 assert padded.any(-1).all()  # no empty row, padded queries included
 
-fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+fig, axes = plt.subplots(1, 3, figsize=(10, 3.4), layout="constrained")
 panels = [("chunk 3, prompt of 4", with_prompt), ("chunk 3, length 12", padded[0]), ("chunk 3, length 8 (padded)", padded[1])]
 for ax, (name, m) in zip(axes, panels):
-    ax.imshow(m.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1.5)
+    im = ax.imshow(m.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1)
     ax.set(title=name, xlabel="key j", xticks=range(0, T_DEMO, 3), yticks=range(0, T_DEMO, 3))
 axes[2].axvline(7.5, color="red", lw=1)
 axes[2].axhline(7.5, color="red", lw=1, ls=":")
 axes[0].set_ylabel("query i")
-plt.tight_layout()
+mask_colorbar(fig, im, axes)
 plt.show()
 
 # %% [markdown]
@@ -224,6 +241,36 @@ counts = Counter(drawn)
 print("masks drawn for 64 utterances:", {name: counts[name] for name in candidates})
 print("utterances with a prompt (the mask's first block):", prompts)
 assert set(list(candidates)[:4]) <= set(counts)  # the paper's four all drawn (64 draws: the scheduled ones may be few)
+
+# %% [markdown]
+# **Explore the chunk mask.** The sliders redraw `attention_mask("chunk", T, M, prefix=p, first_chunk=F)`: a prompt
+# block of $p$ positions, a first chunk of $F$, then chunks of $M$ (the red lines mark where each block starts). Under
+# the picture: the blocks a streaming run computes (`chunk_spans`) and how many *new* tokens the first packet waits
+# for — $F$ plus this model's lookahead $P$ (section 2). Try $F = M$ (the uniform grid), $M = 1$ (full-causal after
+# the prompt) and $M \ge T$ (non-causal after the first chunk).
+
+# %%
+def mask_explorer(T=24, M_try=6, F_try=2, p_try=4):
+    m = attention_mask("chunk", T, M_try, prefix=p_try, first_chunk=F_try)
+    blocks = chunk_spans(T, M_try, prefix=p_try, first_chunk=F_try)
+    fig, ax = plt.subplots(figsize=(5.6, 4.4), layout="constrained")
+    im = ax.imshow(m.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1)
+    for s, _ in blocks[1:]:
+        ax.axhline(s - 0.5, color="red", lw=1)
+        ax.axvline(s - 0.5, color="red", lw=1, ls=":")
+    ax.set(title=f"chunk mask: T = {T}, M = {M_try}, first chunk F = {F_try}, prompt p = {p_try}",
+           xlabel="key j", ylabel="query i")
+    mask_colorbar(fig, im, ax)
+    plt.show()
+    print("blocks (chunk_spans):", blocks)
+    print(f"first packet after F + P = {F_try + P} new tokens; keys seen per query: {m.sum(1).tolist()}")
+
+
+slider_player(mask_explorer,
+              T=widgets.IntSlider(value=24, min=4, max=48, description="T", continuous_update=False),
+              M_try=widgets.IntSlider(value=6, min=1, max=24, description="chunk M", continuous_update=False),
+              F_try=widgets.IntSlider(value=2, min=1, max=24, description="first F", continuous_update=False),
+              p_try=widgets.IntSlider(value=4, min=0, max=16, description="prompt p", continuous_update=False))
 
 # %% [markdown]
 # ## 2 · The lookahead convolution
@@ -321,9 +368,9 @@ for s, e in spans:
     assert reach[-1] + 1 == min(e + P, T_DEP)
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8), layout="constrained")
 for ax, (kind, d) in zip(axes, dep.items()):
-    ax.imshow(d.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1.5, aspect="auto")
+    im = ax.imshow(d.numpy(), cmap=MASK_CMAP, vmin=0, vmax=1, aspect="auto")
     ax.set(title=f"{kind.replace('_', '-')}: which mu frames token j changes", xlabel="mu frame (50 Hz)",
            ylabel="changed token j")
     if kind == "chunk":
@@ -331,7 +378,7 @@ for ax, (kind, d) in zip(axes, dep.items()):
             ax.axvline(UP * s - 0.5, color="red", lw=1.5)
             ax.axhline(s - 0.5, color="red", lw=1.5, ls="--")  # a chunk's first token
             ax.axhline(s + P - 0.5, color="orange", lw=1.5, ls="--")  # … and P tokens later
-plt.tight_layout()
+mask_colorbar(fig, im, axes, ("unchanged", "changed"))
 plt.show()
 
 # %% [markdown]
@@ -351,30 +398,138 @@ plt.show()
 # $$M + P \text{ tokens from the LM} \quad\Longrightarrow\quad 2M \text{ mel frames out}$$
 #
 # and every later chunk needs $M$ more tokens and gives $2M$ more frames. Tokens are 25 Hz (40 ms of speech each),
-# mel frames 50 Hz (20 ms each). A prompt does not count: its tokens are known before synthesis starts.
+# mel frames 50 Hz (20 ms each).
+#
+# **A short first chunk.** Only the first packet keeps a listener waiting, so the chunk schedule can make the first
+# chunk shorter: `first_chunk_tokens=F` (the mask's `first_chunk`, the "first F, then M" masks that training draws for
+# one utterance in five, section 1). The first packet then needs $F + P$ tokens and holds $2F$ frames; every later
+# packet is unchanged. The row "tiny, F = ⌈M/3⌉" below is that schedule with the trainer's default $F$.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 TOKEN_HZ, FRAME_HZ = 25, 50
 tiny, paper = FlowConfig.tiny(vocab_size=VOCAB), FlowConfig.paper()
-settings = [("minicosy tiny", tiny.chunk_tokens, tiny.lookahead),
-            ("minicosy paper()", paper.chunk_tokens, paper.lookahead),
-            ("official code", 25, 3)]  # the official runtime: 25-token hop, PreLookaheadLayer with 3
-print(f"{'setting':17s} {'M':>3s} {'P':>3s} | first packet needs    | it holds               | then per packet")
-for name, Mi, Pi in settings:
-    need = Mi + Pi
-    print(f"{name:17s} {Mi:3d} {Pi:3d} | {need:2d} tokens = {1000 * need // TOKEN_HZ:4d} ms | "
-          f"{UP * Mi:2d} frames = {1000 * UP * Mi // FRAME_HZ:4d} ms | {Mi} tokens → {UP * Mi} frames")
+settings = [("minicosy tiny", tiny.chunk_tokens, tiny.lookahead, tiny.chunk_tokens),
+            ("tiny, F = ⌈M/3⌉", tiny.chunk_tokens, tiny.lookahead, -(-tiny.chunk_tokens // 3)),
+            ("minicosy paper()", paper.chunk_tokens, paper.lookahead, paper.chunk_tokens),
+            ("official code", 25, 3, 25)]  # the official runtime: 25-token hop, PreLookaheadLayer with 3
+print(f"{'setting':17s} {'M':>3s} {'P':>3s} {'F':>3s} | first packet needs  | it holds            | then per packet")
+for name, Mi, Pi, Fi in settings:
+    need = Fi + Pi
+    print(f"{name:17s} {Mi:3d} {Pi:3d} {Fi:3d} | {need:2d} tokens = {1000 * need // TOKEN_HZ:4d} ms | "
+          f"{UP * Fi:2d} frames = {1000 * UP * Fi // FRAME_HZ:4d} ms | {Mi} tokens → {UP * Mi} frames")
 assert (tiny.chunk_tokens, tiny.lookahead) == (15, 4) and paper.chunk_tokens == 25
 
 # %% [markdown]
 # So with the tiny preset the LM must produce **19 tokens** (760 ms of speech) before the flow can emit **30 frames**
-# (600 ms); the official chunk waits for 28–29 tokens and emits a full second. If the LM runs at real time
-# ($d_{lm}$ = 40 ms a token) that waiting alone is 0.76 s; a faster LM shrinks it in proportion. The vocoder then adds
-# its own lookahead (notebook 05: it holds back a few frames per run). Section 4 watches the 19 arrive.
+# (600 ms); a first chunk of $F = 5$ cuts that to 9 tokens (360 ms) for 10 frames; the official chunk waits for 28–29
+# tokens and emits a full second. If the LM runs at real time ($d_{lm}$ = 40 ms a token) the waiting alone is 0.76 s
+# (0.36 s with the short first chunk); a faster LM shrinks it in proportion. The vocoder then adds its own lookahead
+# (notebook 05: it holds back a few frames per run). Section 4 watches the tokens arrive.
+#
+# **The prompt block.** In zero-shot synthesis a voice prompt (its tokens and its mel) comes first. It adds no tokens
+# to wait for — they are known before synthesis starts — but its block is computed like a chunk, and it is usually the
+# largest block: a prompt of $T_p$ tokens is one block of $2T_p$ frames in every ODE step, 150 frames for a 3-second
+# prompt against 30 for a tiny-preset chunk. *When* it can be computed depends on `FlowConfig.prompt_lookahead`:
+#
+# * `"clip"` (the default of `FlowConfig`, and the random model of this notebook): the lookahead convolution of the
+#   prompt's last tokens stops at the prompt's end — zeros after it, as at the end of an utterance — in training and
+#   at inference. The prompt block then depends on the prompt alone, so `model.prompt_state(...)` computes it **once
+#   per voice**, before any text arrives, and each request forks a stream from it; the block drops out of the
+#   first-packet latency.
+# * `"cross"`: the prompt's last $P$ tokens look at the first $P$ generated tokens, as in the official code. The
+#   prompt block must wait for them and is recomputed for every sentence, so it is part of every first packet.
+#
+# Section 4 checks both behaviours and prints which one the pretrained tiny flow in `data/pretrained/tiny` (the one
+# notebooks 06 and 07 stream) was trained with; notebook 06 times its prompt block beside the other parts of the
+# first packet.
 
 # %% [markdown]
 # ## 4 · Cached streaming equals offline chunk-masked synthesis
+#
+# ### A toy first
+#
+# One attention layer, in about 20 lines, with the two ingredients that matter: a **lookahead** of one token in front
+# of it ($h_i = x_i + x_{i+1}$) and **noise** added to its input (in the flow the noise is the ODE's starting point).
+# Offline it runs the whole sequence at once with the chunk mask. Streaming runs it chunk by chunk with a **key/value
+# cache**: each chunk's queries attend to the keys and values of every earlier chunk (kept in the cache) and of their
+# own chunk — exactly row $i$ of the chunk mask, so the streamed chunk needs no mask at all. A chunk is computed once
+# its own tokens **and its lookahead token** have arrived, with the noise of its own frames sliced from one pre-drawn
+# tensor.
+
+# %%
+d_toy, T_toy, C_toy = 8, 12, 4
+gt = torch.Generator().manual_seed(0)
+Wq, Wk, Wv = (torch.randn(d_toy, d_toy, generator=gt) / d_toy ** 0.5 for _ in range(3))
+x_toy = torch.randn(T_toy, d_toy, generator=gt)  # (T, d) token embeddings
+noise_toy = torch.randn(T_toy, d_toy, generator=gt)  # (T, d) one noise draw for the whole utterance
+
+
+def lookahead1(x, future):  # h_i = x_i + x_{i+1}; zeros past the last token that has arrived
+    return x + torch.cat([x[1:], future, x.new_zeros(1, d_toy)])[: len(x)]
+
+
+def attend(h, K, V, mask=None):  # softmax(q kᵀ / √d) v over the keys a query may see
+    scores = (h @ Wq) @ K.T / d_toy ** 0.5
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return scores.softmax(-1) @ V
+
+
+def toy_offline():
+    h = lookahead1(x_toy, x_toy[:0]) + noise_toy
+    return attend(h, h @ Wk, h @ Wv, attention_mask("chunk", T_toy, C_toy))
+
+
+def toy_stream(noise=lambda s, e: noise_toy[s:e], ahead=1):
+    K, V, out = x_toy[:0], x_toy[:0], []  # the key/value cache starts empty
+    for s, e in chunk_spans(T_toy, C_toy):  # chunk by chunk, as the tokens arrive
+        h = lookahead1(x_toy[s:e], x_toy[e:e + ahead]) + noise(s, e)  # wait for `ahead` tokens past the chunk
+        K, V = torch.cat([K, h @ Wk]), torch.cat([V, h @ Wv])  # append this chunk's keys and values
+        out.append(attend(h, K, V))  # no mask: every cached key is in the past or in this chunk
+    return torch.cat(out)
+
+
+# %% [markdown]
+# Three streamed runs against the offline one: as written; with **fresh noise per call** (a new `randn` for every
+# chunk, what a naive sampler does); and with **no lookahead** (each chunk computed as soon as its own tokens are in,
+# so its last token sees zeros instead of its successor). The positions listed are those that differ from offline.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+off_toy = toy_offline()
+runs = {"fixed noise, waits for the lookahead": toy_stream(),
+        "fresh noise per call": toy_stream(noise=lambda s, e: torch.randn(e - s, d_toy, generator=gt)),
+        "no lookahead": toy_stream(ahead=0)}
+toy_delta = {}
+for name, y in runs.items():
+    toy_delta[name] = (y - off_toy).abs().max(1).values  # (T,) largest |Δ| per position
+    wrong = torch.nonzero(toy_delta[name] > 1e-5).flatten().tolist()
+    print(f"{name:37s} max |Δ| = {float(toy_delta[name].max()):.2f} | positions that differ: {wrong}")
+assert torch.allclose(runs["fixed noise, waits for the lookahead"], off_toy, atol=1e-5)
+assert all((toy_delta[name] > 1e-5).all() for name in list(runs)[1:])  # each mistake changes every position
+
+# %% [markdown]
+# Only the first run equals offline. Fresh noise changes every chunk's input. The missing lookahead changes only the
+# *last* token of each chunk directly — but that token's key and value sit in the cache, and every later query (and
+# every query of its own chunk) reads them, so the error spreads to all positions. The same experiment with the
+# package's `Attention` module (rotary positions, a `cache` dict that it fills itself): chunk by chunk with the cache
+# equals the whole sequence with the chunk mask.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+att = Attention(16, 2, 0.0).eval()
+xa = torch.randn(1, T_toy, 16, generator=gt)  # (B, T, C)
+with torch.no_grad():
+    att_off = att(xa, attention_mask("chunk", T_toy, C_toy)[None])
+    att_cache = {}
+    att_on = torch.cat([att(xa[:, s:e], None, att_cache) for s, e in chunk_spans(T_toy, C_toy)], dim=1)
+print("package Attention, cached chunks == offline chunk mask:", torch.allclose(att_on, att_off, atol=1e-6),
+      "| cached keys:", tuple(att_cache["k"].shape), "(B, heads, T, head size)")
+assert torch.allclose(att_on, att_off, atol=1e-6) and att_cache["k"].shape[2] == T_toy
+
+# %% [markdown]
+# ### The flow
 #
 # **Why it can be exact.** Run the flow *offline* with the chunk-$M$ mask (`inference(..., mask="chunk")`). The output
 # frames of chunk $k$ then depend only on
@@ -464,12 +619,14 @@ print("with a prompt, streamed == offline chunk-masked:", float((out_p - off_p).
 assert out_p.shape == (cfg.n_mels, UP * len(part)) and float((out_p - off_p).abs().max()) <= 1e-4
 
 # %%
-fig, ax = plt.subplots(3, 1, figsize=(10, 7.5), gridspec_kw=dict(height_ratios=[2, 2, 1.6]))
-ax[0].imshow(offline.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP)
-ax[0].set(title="offline, chunk-masked (untrained model: noise-like on purpose)", ylabel="mel bin")
+fig, ax = plt.subplots(3, 1, figsize=(10, 7.8), gridspec_kw=dict(height_ratios=[2, 2, 1.6]), layout="constrained")
+im0 = ax[0].imshow(offline.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP)
+ax[0].set(title="offline, chunk-masked (untrained model: noise-like on purpose)", ylabel="mel bin",
+          xlabel="mel frame (50 Hz)")
+fig.colorbar(im0, ax=ax[0], pad=0.01, label="log-mel")
 im = ax[1].imshow((streamed - offline).abs().numpy(), origin="lower", aspect="auto", cmap="viridis")
-ax[1].set(title="|cached streaming − offline|: float rounding only", ylabel="mel bin")
-fig.colorbar(im, ax=ax[1], pad=0.01)
+ax[1].set(title="|cached streaming − offline|: float rounding only", ylabel="mel bin", xlabel="mel frame (50 Hz)")
+fig.colorbar(im, ax=ax[1], pad=0.01, label="|Δ log-mel|")
 for a in ax[:2]:
     for k in range(1, 8):
         a.axvline(UP * M * k - 0.5, color="white", lw=1, ls="--")
@@ -483,8 +640,77 @@ ax[2].set(xlabel="tokens received", ylabel="frames emitted", xlim=(0, len(tokens
           title=f"a packet of {UP * M} frames every {M} tokens, the first after M + P = {M + P}")
 ax[2].legend(loc="upper left")
 ax[0].set_xlim(ax[1].get_xlim())
-plt.tight_layout()
 plt.show()
+
+# %% [markdown]
+# **The prompt block once per voice, and a short first chunk.** With this model's `prompt_lookahead="clip"`,
+# `model.prompt_state(...)` runs the prompt block (encoder and all ten ODE steps) once; `state.fork(...)` then starts
+# a stream at the first generated token. Below: a 3-second prompt (75 tokens), one fork streamed token by token with
+# the short first chunk $F = \lceil M/3 \rceil$, a second fork with the uniform grid. A forward hook on the estimator
+# records the frames of every ODE step. Each fork must equal its offline chunk-masked run
+# (`inference(..., mask="chunk", first_chunk_tokens=F)` for the first).
+
+# %%
+# NBVAL_CHECK_OUTPUT
+gp = torch.Generator().manual_seed(5)
+T_P = 3 * TOKEN_HZ  # a 3 s prompt: 75 tokens, 150 frames
+ptok3 = torch.randint(0, VOCAB, (T_P,), generator=gp)
+pmel3 = torch.randn(cfg.n_mels, UP * T_P, generator=gp) - 5
+cont_a, cont_b = torch.randint(0, VOCAB, (40,), generator=gp), torch.randint(0, VOCAB, (20,), generator=gp)
+F_S = -(-M // 3)  # the short first chunk: ⌈M/3⌉ = 5 tokens
+est_frames = []
+hook = model.estimator.register_forward_hook(lambda mod, args, out: est_frames.append(args[0].shape[2]))
+state = model.prompt_state(ptok3, pmel3, speaker)  # once per voice
+n_prompt_calls = len(est_frames)
+fork_a = state.fork(first_chunk_tokens=F_S)
+pieces_a, arrived_a = [], []
+for n in range(len(cont_a)):
+    out = fork_a.push(cont_a[n:n + 1])  # one token at a time
+    if out.shape[1]:
+        pieces_a.append(out)
+        arrived_a.append(n + 1)
+pieces_a.append(fork_a.flush())
+hook.remove()
+fork_b = state.fork()  # the same state, another sentence
+mel_b = torch.cat([fork_b.push(cont_b), fork_b.flush()], dim=1)
+d_a = float((torch.cat(pieces_a, dim=1) - model.inference(cont_a, ptok3, pmel3, speaker, mask="chunk",
+                                                          first_chunk_tokens=F_S)).abs().max())
+d_b = float((mel_b - model.inference(cont_b, ptok3, pmel3, speaker, mask="chunk")).abs().max())
+print(f"prompt block: computed once ({state.precomputed}), {est_frames[0]} frames per ODE step; "
+      f"the first chunk: {est_frames[n_prompt_calls]} frames per ODE step")
+print("fork 1 (first chunk F = 5): new tokens received when each packet left:", arrived_a,
+      "| frames:", [p.shape[1] for p in pieces_a])
+print("fork 1 == offline chunk-masked with F = 5:", d_a <= 1e-4, "| fork 2 == offline chunk-masked:", d_b <= 1e-4)
+assert state.precomputed and n_prompt_calls == N_STEPS and set(est_frames[:N_STEPS]) == {UP * T_P}
+assert arrived_a[0] == F_S + P and pieces_a[0].shape[1] == UP * F_S and est_frames[N_STEPS] == UP * F_S
+assert d_a <= 1e-4 and d_b <= 1e-4
+
+# %% [markdown]
+# The prompt block processed 150 frames in each ODE step, five times a tiny-preset chunk, and it ran before the first
+# generated token; the first packet left after $F + P = 9$ new tokens with $2F = 10$ frames. Now the same weights with
+# `prompt_lookahead="cross"`: change only the *first generated token* and count the prompt's `mu` frames that move.
+# With `"cross"` the state cannot be precomputed (`state.precomputed` is False: each fork computes the prompt block
+# once it has $P$ generated tokens). The last line reads the setting of the pretrained flow from its `flow.json`.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+model_cross = ChunkAwareFlow(replace(cfg, prompt_lookahead="cross")).eval()
+model_cross.load_state_dict(model.state_dict())  # the same weights; only the prompt's lookahead differs
+seq_a = torch.cat([ptok3, cont_a])
+seq_b = seq_a.clone()
+seq_b[T_P] = (seq_b[T_P] + 1) % VOCAB  # another first generated token
+enc_mask = attention_mask("chunk", len(seq_a), M, prefix=T_P)[None]
+for m in (model, model_cross):
+    with torch.no_grad():
+        mu_a = m.encoder(seq_a[None], enc_mask, n_prompt=T_P)[0, :, :UP * T_P]  # the prompt's frames of mu
+        mu_b = m.encoder(seq_b[None], enc_mask, n_prompt=T_P)[0, :, :UP * T_P]
+    moved = int((mu_a != mu_b).any(0).sum())
+    precomputed = state.precomputed if m is model else m.prompt_state(ptok3, pmel3, speaker).precomputed
+    print(f"prompt_lookahead={m.cfg.prompt_lookahead!r:8s} prompt frames moved by the first generated token: "
+          f"{moved:3d} of {UP * T_P} | prompt state precomputed: {precomputed}")
+    assert (moved == 0) == (m.cfg.prompt_lookahead == "clip")
+saved = FlowConfig.from_saved(json.loads((DEFAULT_CHECKPOINT / "flow.json").read_text())["config"])
+print(f"the pretrained tiny flow (data/pretrained/tiny/flow.json) uses prompt_lookahead={saved.prompt_lookahead!r}")
 
 
 # %% [markdown]
@@ -619,9 +845,15 @@ plt.show()
 #    streams it for real.
 # 3. **A long utterance.** For $K = 20$ chunks of this model's $M$, how many estimator frames per ODE step does each
 #    mode process over the whole utterance? Set `frames_cached` and `frames_recompute`.
+# 4. **Implement it: `attention_mask`.** Write `my_attention_mask(kind, T, chunk_size=None, prefix=0, first_chunk=None)`
+#    from the rule of section 1, without calling anything from `minicosy.flow.masks`: a `(T, T)` bool tensor, `True`
+#    where query $i$ may attend key $j$. `"non_causal"`: every key. `"full_causal"`: the chunk rule with chunks of 1.
+#    `"chunk"`: the first `prefix` positions (the prompt) are one block, then a first chunk of `first_chunk`
+#    positions (`None`: `chunk_size`), then chunks of `chunk_size`; row $i$ sees every key up to the end of its own
+#    block, and no block reaches past $T$. The check compares it with the package's `attention_mask` on 64 cases.
 #
 # Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
-# (and is what keeps the checks themselves honest in CI).
+# and runs every check once with a correct answer (and once with a wrong mask, which must fail).
 
 # %%
 def check(name, ok):
@@ -654,6 +886,24 @@ def ex3_ok(frames_cached, frames_recompute):
                                                  total_frames_per_step("recompute", 20))
 
 
+MASK_CASES = [(kind, T, C, p, F_) for T in (1, 7, 12, 20) for p in (0, 3)
+              for kind, C, F_ in (("non_causal", None, None), ("full_causal", None, None), ("chunk", 1, None),
+                                  ("chunk", 4, None), ("chunk", 4, 2), ("chunk", 5, 7), ("chunk", 25, None),
+                                  ("chunk", 3, 1))]
+
+
+def ex4_ok(fn):
+    # None while fn returns None; else whether it equals attention_mask on every case
+    for kind, T, C, p, F_ in MASK_CASES:
+        got = fn(kind, T, C, prefix=p, first_chunk=F_)
+        if got is None:
+            return None
+        want = attention_mask(kind, T, C, prefix=p, first_chunk=F_)
+        if not (torch.is_tensor(got) and got.shape == want.shape and torch.equal(got.bool(), want)):
+            return False
+    return True
+
+
 # %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 1: replace None with a list of 10 integers
@@ -675,6 +925,16 @@ frames_cached = None     # Σ over the 20 chunks of the estimator frames per ODE
 frames_recompute = None  # … re-running the prefix
 check("exercise 3", None if None in (frames_cached, frames_recompute) else ex3_ok(frames_cached, frames_recompute))
 
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 4: implement the mask (replace the body; return a (T, T) bool tensor)
+def my_attention_mask(kind, T, chunk_size=None, prefix=0, first_chunk=None):
+    return None
+
+
+check("exercise 4", ex4_ok(my_attention_mask))
+
 # %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
@@ -684,10 +944,35 @@ sol1 = [3] * 3 + [7] * 4 + [10] * 3
 sol2 = (25 + P, UP * 25)
 # 3: cached: 20 chunks × 2M frames; re-run: 2M·(1 + 2 + … + 20) = 2M·210.
 sol3 = (20 * UP * M, UP * M * 20 * 21 // 2)
-results = [ex1_ok(sol1), ex2_ok(*sol2), ex3_ok(*sol3)]
+
+
+# 4: one past the last key of each row, block by block: the prompt, the first chunk, then chunks of C.
+def sol4(kind, T, chunk_size=None, prefix=0, first_chunk=None):
+    if kind == "non_causal":
+        return torch.ones(T, T, dtype=torch.bool)
+    C = 1 if kind == "full_causal" else chunk_size
+    first = C if first_chunk is None else first_chunk
+    ends = []
+    for i in range(T):
+        if i < prefix:
+            end = prefix  # the prompt block
+        elif i < prefix + first:
+            end = prefix + first  # the first chunk
+        else:
+            end = prefix + first + C * ((i - prefix - first) // C + 1)  # the later chunks of C
+        ends.append(min(end, T))
+    return torch.arange(T)[None, :] < torch.tensor(ends, dtype=torch.long)[:, None]  # mask[i, j] = j < end(i)
+
+
+def wrong4(kind, T, chunk_size=None, prefix=0, first_chunk=None):  # forgets the prompt block and the first chunk
+    return sol4(kind, T, chunk_size)
+
+
+results = [ex1_ok(sol1), ex2_ok(*sol2), ex3_ok(*sol3), ex4_ok(sol4)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
-assert all(results)
+check("a wrong mask (no prompt block, no first chunk)", ex4_ok(wrong4))
+assert all(results) and ex4_ok(wrong4) is False
 
 # %% [markdown]
 # ## Summary
@@ -697,10 +982,20 @@ assert all(results)
 #   the same chunks. Training draws one per utterance, so one model serves offline and streaming synthesis.
 # * The lookahead convolution (kernel $P + 1$, right-padded by $P$) is the model's only view past the end of a chunk:
 #   chunk $k$ is final once the tokens up to its end **plus $P$** have arrived — $M + P$ tokens for the first packet
-#   (19 for the tiny preset: 760 ms of speech → 600 ms of mel).
-# * With fixed noise, a chunk-by-chunk run reproduces the offline chunk-masked mel to float rounding — both the cached
-#   run (keys/values and conv inputs kept per ODE step) and the official re-run of the whole prefix.
+#   (19 for the tiny preset: 760 ms of speech → 600 ms of mel), $F + P$ with a short first chunk (9 for $F = 5$).
+# * A chunk-by-chunk run with a key/value cache equals the offline chunk-masked run only with **fixed noise** (sliced
+#   by absolute position) and a chunk that **waits for its lookahead**; the toy showed each mistake changing every
+#   position. With both, the flow's cached run (keys/values and conv inputs kept per ODE step) and the official re-run
+#   of the whole prefix reproduce the offline chunk-masked mel to float rounding, with or without a prompt.
+# * The prompt is one block of $2T_p$ frames per ODE step — the largest block for any prompt longer than a chunk. With
+#   `prompt_lookahead="clip"` it depends on the prompt alone and is computed once per voice (`prompt_state`, then
+#   `fork`); with `"cross"` it waits for $P$ generated tokens and is recomputed per sentence.
 # * The cache keeps the work per chunk flat (frames) or linear (attention); re-running the prefix makes chunk $k$ cost
 #   $k + 1$ times as much.
+
+# %% [markdown]
+# ## Next
 #
-# Next: notebook 05 turns the mel into a waveform — and streams that too.
+# Notebook 05 (`05_vocoding.ipynb`) turns these mel frames into a 24 kHz waveform with a HiFT-style vocoder — and
+# streams that too, with caches of its own. Notebook 06 then puts the LM, this flow stream and the vocoder stream
+# together and measures the first packet part by part.

@@ -10,10 +10,12 @@
 #    sample for sample from its formula), an upsampling stack and an **iSTFT head**;
 # 4. **training it as a GAN**: least-squares adversarial losses, feature matching, multi-period and
 #    multi-resolution discriminators, the multi-resolution STFT loss and a full-band mel loss — one discriminator
-#    step and one generator step written by hand and checked against the package's `train_step`;
+#    step and one generator step written by hand and checked against the package's `train_step` — and where this
+#    recipe departs from HiFT's;
 # 5. listening and measuring: recording vs Griffin-Lim vs neural, with independent judges, and what each one cost;
 # 6. **streaming**: chunk-by-chunk synthesis with a mel / source / audio cache and cross-fades, with a
-#    chunk-size / lookahead slider.
+#    chunk-size / lookahead slider;
+# 7. five checked **exercises**, the last one an implementation of the NSF source as a stream computes it.
 #
 # **Paper.** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.4: the flow's mel is turned into audio by the HiFT
 # vocoder of CosyVoice 1. HiFT = HiFTNet (Li et al., arXiv 2309.09493, §2: harmonic-plus-noise source, iSTFT
@@ -29,10 +31,10 @@
 #
 # **Prerequisites.** Notebook 00 (the log-mel front end).
 #
-# **Runtime.** Well under the 90 s budget on 2 CPU cores (default, tiny preset); nothing is trained beyond one
-# demonstration step, and everything runs on the CPU on purpose (the vocoder is small, and the checked figures
-# must not depend on the machine), so a GPU changes nothing. The committed checkpoint came from
-# `minicosy train vocoder --preset tiny`; its training budget is read from its JSON in section 5.
+# **Runtime.** About 30 s on 2 CPU cores (default, tiny preset); nothing is trained beyond two demonstration steps,
+# and everything runs on the CPU on purpose (the vocoder is small, and the checked figures must not depend on the
+# machine), so a GPU changes nothing. The pretrained checkpoint in `data/pretrained/tiny` was trained with
+# `minicosy train vocoder --preset tiny`; section 4 reads its recipe and its training curve from `vocoder.json`.
 #
 # **Contents.** 1 · why a vocoder · 2 · Griffin-Lim · 3 · the HiFT-style generator · 4 · training: the GAN ·
 # 5 · listen and compare · 6 · streaming · 7 · exercises.
@@ -61,16 +63,16 @@ from minicosy.utils import FIXTURES_DIR, REPO_ROOT, slider_player
 from minicosy.vocoder.evaluate import eval_markdown
 from minicosy.vocoder.griffinlim import istft_frames, mel_to_magnitude
 from minicosy.vocoder.hift import VocoderConfig
-from minicosy.vocoder.train import (Discriminators, PeriodDiscriminator, ResolutionDiscriminator, TrainConfig,
+from minicosy.vocoder.train import (Discriminators, PeriodDiscriminator, TrainConfig,
                                     discriminator_loss, feature_matching_loss, fullband_log_mel,
                                     generator_adv_loss, multi_resolution_stft_loss, pyin_f0, train_step)
 
-PRESET = os.environ.get("MINICOSY_PRESET", "tiny")  # only the tiny checkpoint is committed
+PRESET = os.environ.get("MINICOSY_PRESET", "tiny")  # data/pretrained/ holds the tiny checkpoint
 PRETRAINED = REPO_ROOT / "data" / "pretrained" / PRESET  # paths from the repository root
 FIXTURES = FIXTURES_DIR / "manifest.jsonl"
 seed_everything(0)
 torch.set_num_threads(1)  # small models: one thread is fastest, and robust on a shared CPU
-plt.rcParams["figure.dpi"] = 60  # small PNGs keep the notebook light
+plt.rcParams["figure.dpi"] = 90
 plt.rcParams["image.interpolation"] = "nearest"  # crisp pixels compress far better than smoothed ones
 MEL_CMAP = plt.get_cmap("magma", 32)  # 32 colour levels: light PNGs, no visible loss
 cfg = MelConfig.flow()  # the 24 kHz, hop-480, 80-bin front end of the flow and the vocoder
@@ -89,7 +91,7 @@ print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | 
 # Two things are lost: the **phase** $\angle X$, and the detail of $|X|$ inside each mel band. The cell below
 # counts how few numbers per frame survive. Something must invent the rest.
 #
-# We use two short recordings from the committed fixture slice: a **train** voice (`flite_slt`)
+# We use two short recordings from the fixture slice in `data/fixtures`: a **train** voice (`flite_slt`)
 # and a **held-out** voice (`mbrola_us3`), which the neural vocoder never heard in training.
 
 # %%
@@ -112,13 +114,13 @@ print("numbers per frame: new waveform samples", HOP, "| magnitude STFT", cfg.n_
 print("frames:", mel.shape[1], "| seconds:", round(wav.numel() / SR, 2))
 
 # %%
-fig, ax = plt.subplots(2, 1, figsize=(9, 4.5))
+fig, ax = plt.subplots(2, 1, figsize=(9, 4.8), layout="constrained")
 t = np.arange(wav.numel()) / SR
 ax[0].plot(t, wav.numpy(), lw=0.5)
-ax[0].set(title=f"recording ({text})", xlabel="seconds", xlim=(0, t[-1]))
-ax[1].imshow(mel.numpy(), origin="lower", aspect="auto", extent=(0, t[-1], 0, 80), cmap=MEL_CMAP)
+ax[0].set(title=f"recording ({text})", xlabel="seconds", ylabel="amplitude", xlim=(0, t[-1]))
+im = ax[1].imshow(mel.numpy(), origin="lower", aspect="auto", extent=(0, t[-1], 0, 80), cmap=MEL_CMAP)
 ax[1].set(title="80-bin log-mel (what the flow model produces)", xlabel="seconds", ylabel="mel bin")
-plt.tight_layout()
+fig.colorbar(im, ax=ax, pad=0.01, label="log-mel")
 plt.show()
 
 # %% [markdown]
@@ -229,7 +231,7 @@ slider_player(gl_player, n_iter=widgets.IntSlider(value=32, min=0, max=128, step
 # is accumulated in cycles in float64 and wrapped by $\mathrm{frac}$, so it stays exact over minutes of audio and can be
 # carried from one streaming chunk to the next. The learned merge $(w, b)$ mixes the $K{+}1$ channels into one.
 # The generator does not have to *learn* periodicity: it filters a ready-made periodic excitation.
-# Its F0 head is trained against pYIN pitch targets (`pyin_f0`, cached once per utterance).
+# Its F0 head is trained to reproduce the pYIN pitch of the recording (`pyin_f0`, cached once per utterance).
 
 # %%
 voc = Vocoder.from_pretrained(PRETRAINED, device=device)
@@ -293,7 +295,7 @@ assert float(err.median()) < 30
 # %%
 fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
 ft = np.arange(len(f0_ref)) / 50
-ax[0].plot(ft, f0_ref.numpy(), ".", ms=3, label="pYIN (target)")
+ax[0].plot(ft, f0_ref.numpy(), ".", ms=3, label="pYIN (training label)")
 ax[0].plot(ft, f0_hat.numpy(), lw=1, label="F0 predictor (from the mel)")
 ax[0].set(xlabel="seconds", ylabel="Hz", title="F0 per mel frame")
 ax[0].legend()
@@ -302,7 +304,7 @@ seg = slice(i0, i0 + 720)  # 30 ms
 ax[1].plot(np.arange(720) / SR * 1000, source[seg].numpy(), lw=0.8, label="harmonic source")
 ax[1].plot(np.arange(720) / SR * 1000, wav[seg].numpy() / wav[seg].abs().max().item() * source[seg].abs().max().item(),
            lw=0.8, alpha=0.7, label="recording (scaled)")
-ax[1].set(xlabel="ms", title="30 ms of the NSF excitation")
+ax[1].set(xlabel="ms", ylabel="amplitude", title="30 ms of the NSF excitation")
 ax[1].legend(fontsize=8)
 plt.tight_layout()
 plt.show()
@@ -340,27 +342,37 @@ for name, c in (("paper", VocoderConfig.paper()), ("tiny", VocoderConfig.tiny())
     n_par = sum(p.numel() for p in Vocoder(c).generator.parameters())
     print(f"{name:7s} {ups:>12s} {c.sample_rate // c.istft_hop:>9d} Hz {c.istft_n_fft:>9d} / {c.istft_hop:<4d}"
           f" {'∠S + sin b' if c.source_phase else 'sin b':>10s} {c.upsample_factor * c.istft_hop:>6d} {n_par / 1e6:>9.2f} M")
-assert vcfg == VocoderConfig.tiny(), "the committed checkpoint is the tiny preset"
+assert vcfg == VocoderConfig.tiny(), "the pretrained checkpoint is the tiny preset"
 
 # %% [markdown]
 # **Why the tiny preset differs.** HiFT's 16-point head has 9 bins, each 1.5 kHz wide: harmonics and
 # formants must be built by the convolutions in the waveform itself, which takes a GPU and hundreds
 # of thousands of steps. A 480-point head has 50 Hz bins that resolve the harmonics, and borrowing
 # the source's phase makes them coherent from frame to frame from the first step; the network
-# only has to learn *how loud* each bin is. Before any training, `scripts/vocoder_head_ceiling.py`
-# measured the ceiling of such heads: each test recording resynthesised from its *own* STFT magnitude at a few
-# head sizes, with the source's phase, and judged like the vocoder (table below). An earlier tiny preset with
-# HiFT's short head stayed behind Griffin-Lim on every judge within a CPU budget; this is why the tiny preset
-# changed head (`docs/paper_vs_code.md` §2).
+# only has to learn *how loud* each bin is (`docs/paper_vs_code.md` §2).
+#
+# **The ceiling of such a head.** `scripts/vocoder_head_ceiling.py` measures what a perfect network could reach with
+# it: each test recording resynthesised from its *own* STFT magnitude (no network at all) at three head sizes
+# (`n_fft` / `hop`), with the source's phase driven by the recording's pYIN F0, and judged like the vocoder in
+# section 5 — pocketsphinx WER (and its ratio to the recordings' own WER), resemblyzer similarity to the recording,
+# log-mel L1. The recordings are the reference of the last two columns, so their row has none.
 
 # %%
 # NBVAL_CHECK_OUTPUT
 ceiling = json.loads((REPO_ROOT / "results" / "vocoder_head_ceiling.json").read_text())
+print(f"{ceiling['utterances']} test utterances, {ceiling['per_voice']} per voice")
 print(f"{'system':24s} {'WER':>6s} {'×rec':>6s} {'similarity':>10s} {'mel-L1':>7s}")
 for name, r in ceiling["systems"].items():
-    print(f"{name:24s} {r['wer']:6.3f} {r['wer_ratio']:6.2f} {r.get('similarity', 1.0):10.3f} {r.get('mel_l1', 0.0):7.3f}")
+    sim, l1 = (f"{r[k]:.3f}" if k in r else "—" for k in ("similarity", "mel_l1"))
+    print(f"{name:24s} {r['wer']:6.3f} {r['wer_ratio']:6.2f} {sim:>10s} {l1:>7s}")
 best = ceiling["systems"][f"source_phase_{vcfg.istft_n_fft}_{vcfg.istft_hop}"]
-assert best["similarity"] > ceiling["systems"]["griffin_lim_32"]["similarity"]
+assert best["similarity"] == max(r.get("similarity", 0) for r in ceiling["systems"].values())
+gl_c = ceiling["systems"]["griffin_lim_32"]
+assert best["similarity"] > gl_c["similarity"] and best["wer"] < gl_c["wer"] and best["mel_l1"] > gl_c["mel_l1"]
+
+# %% [markdown]
+# The tiny preset's head, 480 / 120, has the highest similarity of the three and beats Griffin-Lim on every judge
+# but log-mel L1 — the judges that listen. That is the ceiling the trained network of section 5 can approach.
 
 # %% [markdown]
 # We catch the head's output and the source with forward hooks and do the iSTFT ourselves:
@@ -385,18 +397,15 @@ assert torch.allclose(ours, neural, atol=1e-4) and torch.equal(neural_again, neu
 print("head output", tuple(head.shape), "→ iSTFT →", tuple(ours.shape), "samples: equal to the vocoder's")
 
 # %%
-fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+fig, ax = plt.subplots(1, 2, figsize=(12, 3.4), layout="constrained")
 rate = SR // hop  # head frames per second
 span = slice(0, int(1.2 * rate))
-ax[0].imshow(torch.log(head_mag[:, span] + 1e-4).numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP,
-             extent=(0, span.stop / rate, 0, SR / 2 / 1000))
-ax[0].set(xlabel="seconds", ylabel="kHz", title=f"head log-magnitude ({half} bins, {rate} Hz frames)")
-ax[1].imshow(torch.log(S_src.abs()[:, span] + 1e-4).numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP,
-             extent=(0, span.stop / rate, 0, SR / 2 / 1000))
-ax[1].set(xlabel="seconds", title="harmonic source |S|: the phase donor")
-for a in ax:
-    a.set_ylim(0, 4)
-plt.tight_layout()
+panels = [(torch.log(head_mag[:, span] + 1e-4), f"head log-magnitude ({half} bins, {rate} Hz frames)"),
+          (torch.log(S_src.abs()[:, span] + 1e-4), "harmonic source log |S|: the phase donor")]
+for a, (img, title) in zip(ax, panels):
+    im = a.imshow(img.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP, extent=(0, span.stop / rate, 0, SR / 2 / 1000))
+    a.set(xlabel="seconds", ylabel="kHz", title=title, ylim=(0, 4))
+    fig.colorbar(im, ax=a, pad=0.01, label="log magnitude")
 plt.show()
 
 # %% [markdown]
@@ -449,7 +458,7 @@ print(f"discriminator parameters: {sum(p.numel() for p in disc.parameters())}")
 # %% [markdown]
 # **One batch, the losses by hand.** We take a fixed batch — one training segment from each of our two clips,
 # with its pYIN F0 (in training, the harmonic source is driven by the pYIN F0, *teacher forcing*, while the F0
-# head learns to predict it) — run a copy of the committed generator in training mode, score real and generated
+# head learns to predict it) — run a copy of the pretrained generator in training mode, score real and generated
 # audio with the (freshly initialised) discriminators, and compute $\mathcal L_D$, $\mathcal L_{adv}$ and
 # $\mathcal L_{FM}$ with explicit loops over discriminators and layers. They must equal the package's
 # `discriminator_loss`, `generator_adv_loss` and `feature_matching_loss`.
@@ -484,7 +493,7 @@ def feature_matching_by_hand(real_out, fake_out):
     total = 0.0
     for (_, real_feats), (_, fake_feats) in zip(real_out, fake_out):  # every discriminator k
         for rf, ff in zip(real_feats, fake_feats):  # every layer l
-            total = total + (rf.detach() - ff).abs().mean()  # real features are targets: no gradient
+            total = total + (rf.detach() - ff).abs().mean()  # real features are the reference: no gradient
     return total
 
 
@@ -508,12 +517,12 @@ print(f"L_D = {float(loss_d_hand):.3f} | L_adv = {float(loss_adv_hand):.3f} | L_
 # %% [markdown]
 # An untrained discriminator scores everything near 0, so $\mathcal L_D$ is about one per sub-discriminator
 # (the real half) and the generator's adversarial loss the same: there is no signal yet about *which* audio is
-# real. The training loop first runs reconstruction losses only and switches the discriminators on later
-# (`TrainConfig.warmup_minutes`): on a CPU budget, a GAN started from a random generator spends its few thousand
-# steps fighting noise.
+# real. The training loop therefore first runs reconstruction losses only and switches the discriminators on later
+# (`TrainConfig.warmup_minutes`, the *warm-up*): a generator that starts from random weights first learns the rough
+# spectrum from the reconstruction losses, and the discriminators then have real detail to judge.
 #
 # **The multi-resolution STFT loss** (Parallel WaveGAN §2.2). For STFT sizes $m = 1..M$ with magnitudes $|X_m|$
-# of the generated audio and $|Y_m|$ of the target, a *spectral convergence* term and a *log-magnitude* term:
+# of the generated audio and $|Y_m|$ of the recording, a *spectral convergence* term and a *log-magnitude* term:
 #
 # $$\mathcal L_{sc}^{(m)} = \frac{\lVert |Y_m| - |X_m| \rVert_F}{\lVert |Y_m| \rVert_F}, \qquad
 # \mathcal L_{mag}^{(m)} = \frac{1}{N}\big\lVert \log|Y_m| - \log|X_m| \big\rVert_1, \qquad
@@ -524,9 +533,10 @@ print(f"L_D = {float(loss_d_hand):.3f} | L_adv = {float(loss_adv_hand):.3f} | L_
 #
 # **The full-band mel term.** The flow's mel — and so the main mel-L1 loss — covers 0–8 kHz only. At 24 kHz the
 # audio reaches 12 kHz, and nothing in a 0–8 kHz mel loss says what belongs between 8 and 12 kHz: that band is left
-# to the discriminators alone, and a vocoder trained briefly can leave hiss or ringing there. HiFT's official loss
-# therefore reads a separate *full-band* mel; `fullband_log_mel` is the same front end with the filterbank
-# stretched to 0–12 kHz, weighted by $\lambda_{mel,full}$ (`lambda_mel_full`; 0 turns the term off).
+# to the discriminators alone, and a vocoder trained briefly can leave hiss or ringing there. The official CosyVoice 2
+# recipe therefore computes its mel loss on a *full-band* mel (`mel_spec_transform1` in `cosyvoice2.yaml`, `fmax`
+# unset); minicosy keeps the 0–8 kHz term and adds a full-band one: `fullband_log_mel` is the same front end with the
+# filterbank stretched to 0–12 kHz, weighted by $\lambda_{mel,full}$ (`lambda_mel_full`; 0 turns the term off).
 
 # %%
 def mr_stft_by_hand(x, y, resolutions):
@@ -534,7 +544,7 @@ def mr_stft_by_hand(x, y, resolutions):
     for n_fft_m, hop_m in resolutions:
         win = torch.hann_window(n_fft_m)
         X = torch.stft(x, n_fft_m, hop_m, window=win, return_complex=True).abs().clamp(min=1e-5)  # generated
-        Y = torch.stft(y, n_fft_m, hop_m, window=win, return_complex=True).abs().clamp(min=1e-5)  # target
+        Y = torch.stft(y, n_fft_m, hop_m, window=win, return_complex=True).abs().clamp(min=1e-5)  # recording
         l_sc = torch.linalg.norm(Y - X) / torch.linalg.norm(Y).clamp(min=1e-5)  # spectral convergence
         l_mag = (Y.log() - X.log()).abs().mean()  # log-magnitude L1
         total = total + l_sc + l_mag
@@ -558,10 +568,13 @@ tone_full = float(fullband_log_mel(tone)[:, inner].max())
 print("STFT sizes (n_fft, hop) of the MR-STFT loss:", MR_RESOLUTIONS, "| L_stft on the batch:", round(float(stft_hand), 3))
 print(f"flow mel: {cfg.fmin:.0f}–{cfg.fmax:.0f} Hz | full-band mel: 0–{SR / 2:.0f} Hz")
 print(f"a 10 kHz tone: flow log-mel max {tone_flow:.2f} (the floor is {floor:.2f}) | full-band log-mel max {tone_full:.2f}")
-print("\nloss weights of the tiny recipe (TrainConfig):")
+ck_tc = voc.meta["training"]["train_config"]  # the recipe the pretrained checkpoint was trained with
+assert ck_tc == json.loads((PRETRAINED / "vocoder.json").read_text())["training"]["train_config"]
+print("\nloss weights the pretrained checkpoint was trained with (vocoder.json):")
 for name in ("lambda_mel", "lambda_mel_full", "lambda_stft", "lambda_fm", "lambda_f0"):
-    print(f"  {name:16s} {getattr(tcfg, name)}")
+    print(f"  {name:16s} {ck_tc[name]}")
 assert abs(tone_flow - floor) < 1e-3 < tone_full - floor
+assert ck_tc["lambda_mel_full"] > 0  # the checkpoint was trained with the full-band term
 
 
 # %% [markdown]
@@ -591,16 +604,12 @@ for name, y in (("recording", wav), ("Griffin-Lim 32", gl), ("neural", neural)):
 # **One training step, by hand and by the package.** `train_step(gen, disc, opt_g, opt_d, wav, f0, tcfg, use_gan)`
 # does one discriminator update, then one generator update. We write the same step by hand from the loss functions
 # above and run both on identical copies (same weights, same AdamW settings, the same seeded noise in the harmonic
-# source): the reported losses and the updated weights must agree. The recipe is the committed checkpoint's own
-# (`train_config` in its JSON); if it was trained without the full-band term, we switch the term on for this demo,
-# at the weight of the 0–8 kHz mel term, so that the step exercises it.
+# source): the reported losses and the updated weights must agree. The recipe is the pretrained checkpoint's own
+# (`train_config` in its JSON, the weights printed above).
 
 # %%
-ck_tc = voc.meta["training"]["train_config"]
 step_cfg = replace(TrainConfig.tiny(), **{k: (tuple(v) if isinstance(v, list) else v) for k, v in ck_tc.items()
                                          if k in TrainConfig.__dataclass_fields__})
-if step_cfg.lambda_mel_full <= 0:
-    step_cfg = replace(step_cfg, lambda_mel_full=step_cfg.lambda_mel)  # demo only: exercise the full-band term
 
 
 def train_step_by_hand(gen, disc, opt_g, opt_d, wav, f0, tc):
@@ -619,7 +628,7 @@ def train_step_by_hand(gen, disc, opt_g, opt_d, wav, f0, tc):
     loss_g = tc.lambda_mel * l_mel + tc.lambda_stft * l_stft + tc.lambda_f0 * l_f0
     l_full = (fullband_log_mel(y) - fullband_log_mel(wav)).abs().mean()
     loss_g = loss_g + tc.lambda_mel_full * l_full
-    fake_out = disc(y)  # real features are reused from the D step as targets
+    fake_out = disc(y)  # real features are reused from the D step as the reference
     l_adv, l_fm = lsgan_g_by_hand(fake_out), feature_matching_by_hand(real_out, fake_out)
     loss_g = loss_g + l_adv + tc.lambda_fm * l_fm
     opt_g.zero_grad(set_to_none=True)
@@ -661,68 +670,119 @@ print(f"weights after the step: by hand and train_step agree within 1e-6: {weigh
 # (Adam's first step moves every weight by about the learning rate, whatever the size of its gradient: the ratio
 # of the first two moment estimates is ±1.)
 #
-# **The committed run: trained, then fine-tuned.** `minicosy train vocoder --preset tiny` repeats this step on random
-# segments of the training voices: reconstruction losses only during the warm-up, then the discriminators on; a
-# constant learning rate, then halved at a fixed interval (HiFi-GAN decays its rate per epoch; we decay per minute of
-# training, because a CPU run is measured in minutes). The committed checkpoint comes from two runs. The first trained
-# from scratch on the eight voices of corpus v1 (and their pseudo-speakers). The second, `--init-from` that
-# checkpoint, continued on the sixteen voices of corpus v2 with the full-band mel term switched on: fresh
-# discriminators from its first step, no warm-up. The checkpoint's JSON keeps both validation curves (the first run's
-# under `init`). Each run measures log-mel L1 on resynthesised utterances of its *own* corpus's validation voices. The
-# step at the join is therefore a change of ruler, not of model: the fine-tune's first point is the first run's
-# final weights, measured on the v2 voices.
+# ### Where this recipe departs from HiFT
+#
+# The losses and discriminators above are HiFi-GAN's and HiFT's. The training *recipe* is not quite CosyVoice 2's
+# official one (`cosyvoice/hifigan/hifigan.py`); the differences, as `minicosy/vocoder/train.py` and `hift.py` have
+# them:
+#
+# | | HiFT, official recipe | minicosy |
+# |---|---|---|
+# | harmonic source while training | driven by the F0 head's own (detached) prediction | **teacher-forced**: driven by the pYIN F0 (`gen(mel, f0_source=f0)`); the F0 head learns beside it through $\lambda_{f0}$, and inference uses its prediction |
+# | reconstruction losses | mel L1 (×45) on a full-band mel | mel L1 (×45, 0–8 kHz), a full-band mel L1 ($\lambda_{mel,full}$) and a **multi-resolution STFT loss** ($\lambda_{stft}$) |
+# | GAN schedule | discriminators from the first step | a **warm-up** of reconstruction losses only (`warmup_minutes`), then the GAN |
+# | adversarial losses | LSGAN + feature matching + a **TPR loss** (truncated pointwise relativistic, weight 1, τ = 0.04) | LSGAN + feature matching, **no TPR loss** |
+# | discriminator convolutions | weight-normalised (as HiFi-GAN's) | plain |
+# | learning rate | HiFi-GAN: ×0.999 per epoch | constant, then halved every `lr_half_life_minutes` |
+# | iSTFT head (tiny preset) | 16 points, hop 4, phase $\sin b$ | 480 points, hop 120, phase $\angle S + \sin b$ (section 3) |
+#
+# The reason is mostly the same: a CPU trains for hours, not GPU-days. A source driven by an untrained F0 head is
+# noise, and the generator learns to ignore it for good (the docstring of `HiFTGenerator.forward`: the merge weights
+# decay to zero); the warm-up and the MR-STFT term give the first hours a dense, stable signal. The cell checks
+# minicosy's side of the first four rows on the package itself, with `TrainConfig.paper()` (HiFT's published
+# schedule) beside `TrainConfig.tiny()`.
 
 # %%
+# NBVAL_CHECK_OUTPUT
+gen_chk = copy.deepcopy(voc.generator).eval()  # eval: the source's fixed noise, so only the F0 differs
+with torch.no_grad():
+    y_forced, f0_pred_b = gen_chk(mel_b, f0_source=f0_b)  # the source driven by the pYIN F0
+    y_free, _ = gen_chk(mel_b)  # … by the F0 head's prediction
+print(f"teacher forcing: train_step equals the by-hand step, which drives the source with the pYIN F0; the predicted "
+      f"F0 (mean |error| {float((f0_pred_b - f0_b).abs().mean()):.1f} Hz) would change the audio by max |Δ| "
+      f"{float((y_forced - y_free).abs().max()):.2f}")
+g3, d3, og3, od3 = fresh_copies()
+d3_before = [q.clone() for q in d3.parameters()]
+torch.manual_seed(1)
+warm = train_step(g3, d3, og3, od3, wav_b, f0_b, step_cfg, use_gan=False)  # a warm-up step
+d3_moved = any(not torch.equal(a, b) for a, b in zip(d3.parameters(), d3_before))
+print(f"warm-up step: losses {sorted(warm)}; discriminators updated: {d3_moved} | "
+      f"GAN step: adds {sorted(set(by_package) - set(warm))}")
+for name in ("warmup_minutes", "lambda_stft"):
+    print(f"{name:15s} HiFT recipe (TrainConfig.paper()): {getattr(TrainConfig.paper(), name):5.1f} | "
+          f"minicosy (TrainConfig.tiny()): {getattr(TrainConfig.tiny(), name):5.1f}")
+print("loss terms of a GAN step:", sorted(by_package), "| a TPR term among them:", any("tpr" in k for k in by_package))
+assert float((y_forced - y_free).abs().max()) > 1e-3 and not d3_moved and {"d", "adv", "fm"}.isdisjoint(warm)
+assert TrainConfig.paper().warmup_minutes == 0 < TrainConfig.tiny().warmup_minutes
+assert TrainConfig.paper().lambda_stft == 0 < TrainConfig.tiny().lambda_stft and not any("tpr" in k for k in by_package)
+
+# %% [markdown]
+# **The pretrained checkpoint's training.** `minicosy train vocoder --preset tiny` repeats the step above on random
+# 0.48 s segments of the training voices: reconstruction losses only during the warm-up, then the discriminators on;
+# a constant learning rate, then halved at a fixed interval. The checkpoint in `data/pretrained/tiny` was trained in
+# **two stages**, both recorded in its `vocoder.json` (stage 1 under `init`):
+#
+# * stage 1 from random weights, on eight voices and two pitch-shifted copies of each: warm-up, GAN, decay;
+# * stage 2 from stage 1's weights, on sixteen voices (and their copies), with the full-band mel term switched on:
+#   fresh discriminators from its first step and no warm-up, since the generator is already trained.
+#
+# Each stage measures validation log-mel L1 on resynthesised utterances of *its own* validation voices, so the step
+# at the join is a change of validation set, not of model: stage 2's first point is stage 1's final weights.
+
+# %%
+stages = [("stage 1", voc.meta["init"]), ("stage 2", voc.meta)]
 training = voc.meta["training"]
-curve = voc.meta.get("curve", [])
-first = voc.meta.get("init")  # the run this checkpoint was fine-tuned from (None: trained in one run)
-offset = first["training"]["minutes"] if first else 0.0  # the fine-tune's minutes continue the first run's
-fig, ax = plt.subplots(figsize=(7, 3))
-if first:
-    ax.plot([c["minutes"] for c in first["curve"]], [c["val_mel_l1"] for c in first["curve"]], "o-", ms=3,
-            label=f"first run: {len(first['training']['train_voices'])} voices (corpus v1)")
-ax.plot([offset + c["minutes"] for c in curve], [c["val_mel_l1"] for c in curve], "o-", ms=3,
-        label=f"{'fine-tune' if first else 'run'}: {len(training['train_voices'])} voices"
-              + (", + full-band mel" if ck_tc.get("lambda_mel_full", 0) > 0 else ""))
-for run_tr, run_curve, at in (((first["training"], first["curve"], 0.0),) if first else ()) + (
-        (training, curve, offset),):
-    run_tc = run_tr["train_config"]
-    gan = [c["minutes"] for c in run_curve if c["gan"]]
-    if gan and run_tr.get("gan_start_step"):  # a warm-up came first (a fine-tune has none)
-        ax.axvline(at + gan[0], color="gray", ls="--", lw=1)
-    if run_tc.get("lr_half_life_minutes", 0) > 0 and run_tc["decay_start_minutes"] < run_curve[-1]["minutes"]:
-        ax.axvline(at + run_tc["decay_start_minutes"], color="C3", ls=":", lw=1)
-ax.plot([], [], color="gray", ls="--", lw=1, label="discriminators on")
+fig, ax = plt.subplots(figsize=(8, 3.4), layout="constrained")
+offset = 0.0  # stage 2's minutes continue stage 1's
+for label, st in stages:
+    tr, cv, tc = st["training"], st["curve"], st["training"]["train_config"]
+    ax.plot([offset + c["minutes"] for c in cv], [c["val_mel_l1"] for c in cv], "o-", ms=3,
+            label=f"{label}: {len(tr['train_voices'])} training voices"
+                  + (", + full-band mel" if tc.get("lambda_mel_full", 0.0) > 0 else ""))
+    if tc["warmup_minutes"] > 0:
+        ax.axvline(offset + tc["warmup_minutes"], color="gray", ls="--", lw=1)
+    ax.axvline(offset + tc["decay_start_minutes"], color="C3", ls=":", lw=1)
+    offset += tr["minutes"]
+ax.plot([], [], color="gray", ls="--", lw=1, label="warm-up ends: discriminators on")
 ax.plot([], [], color="C3", ls=":", lw=1, label="learning rates start halving")
-ax.legend(fontsize=7)
-ax.set(xlabel=f"training minutes ({training['device']})", ylabel="validation log-mel L1",
-       title="tiny vocoder: quality vs time")
+ax.legend(fontsize=8)
+ax.set(xlabel=f"training minutes ({training['device']}, one thread)", ylabel="validation log-mel L1",
+       title="tiny vocoder: validation loss over training")
 ax.set_yscale("log")
-plt.tight_layout()
 plt.show()
 
 
 # %%
 # NBVAL_CHECK_OUTPUT
-def milestones(label, tr, run_curve, run_tc):
+def val_at(cv, minutes):
     # the last validation point at or before `minutes`
-    at = lambda minutes: [c for c in run_curve if c["minutes"] <= minutes + 1e-6][-1]["val_mel_l1"]
-    gan = [c["minutes"] for c in run_curve if c["gan"]]
-    print(f"{label}: {tr['steps']} steps in {tr['minutes']} min on {tr['device']}, "
-          f"{len(tr['train_voices'])} training voices (with pseudo-speakers)")
-    line = f"  validation log-mel L1: start {run_curve[0]['val_mel_l1']}"
-    if gan and tr.get("gan_start_step"):  # a warm-up came first (a fine-tune has none)
-        line += f" | discriminators on at {gan[0]} min: {at(gan[0])}"
-    decay = run_tc.get("decay_start_minutes", float("inf"))
-    if run_tc.get("lr_half_life_minutes", 0) > 0 and decay < run_curve[-1]["minutes"]:
-        line += f" | decay starts at {decay} min: {at(decay)}"
-    print(line + f" | end: {run_curve[-1]['val_mel_l1']}")
+    return [c for c in cv if c["minutes"] <= minutes + 1e-6][-1]["val_mel_l1"]
 
 
-if first:
-    milestones("first run", first["training"], first["curve"], first["training"]["train_config"])
-milestones("fine-tune, full-band mel weight " + str(ck_tc.get("lambda_mel_full", 0)) if first else "run",
-           training, curve, ck_tc)
+for label, st in stages:
+    tr, cv, tc = st["training"], st["curve"], st["training"]["train_config"]
+    base = sorted({v.split("_p")[0] for v in tr["train_voices"]})  # voice names without the pitch suffix
+    print(f"{label}: {tr['steps']} steps in {tr['minutes']} min on {tr['device']}, {len(base)} voices + "
+          f"{len(tr['train_voices']) - len(base)} pitch-shifted copies, full-band mel weight "
+          f"{tc.get('lambda_mel_full', 0.0)}")
+    line = f"  validation log-mel L1: start {cv[0]['val_mel_l1']}"
+    if tc["warmup_minutes"] > 0:
+        gan_on = next(c for c in cv if c["gan"])  # the first validation with the discriminators on
+        line += f" | discriminators on at {gan_on['minutes']} min: {gan_on['val_mel_l1']}"
+    print(line + f" | decay from {tc['decay_start_minutes']} min: {val_at(cv, tc['decay_start_minutes'])}"
+          f" | end: {cv[-1]['val_mel_l1']}")
+assert stages[1][1]["training"]["train_config"] == ck_tc and training["steps"] == stages[1][1]["training"]["steps"]
+cv1, tc1 = stages[0][1]["curve"], stages[0][1]["training"]["train_config"]
+cv2, tc2 = stages[1][1]["curve"], stages[1][1]["training"]["train_config"]
+warm_end = next(c for c in cv1 if c["gan"])["val_mel_l1"]
+assert cv1[0]["val_mel_l1"] - warm_end > warm_end - cv1[-1]["val_mel_l1"]  # most of the drop: in the warm-up
+assert val_at(cv2, tc2["decay_start_minutes"]) > cv2[0]["val_mel_l1"] > cv2[-1]["val_mel_l1"]
+
+# %% [markdown]
+# Stage 1 shows the recipe at work: most of the drop comes in the warm-up, from reconstruction losses alone; the GAN
+# and then the decaying learning rates refine it. Stage 2 starts from a trained generator: its fresh discriminators
+# first push the mel fit *up* (the adversarial terms pull the generator towards detail the mel loss does not reward),
+# and the loss comes down again once the learning rates halve.
 
 # %% [markdown]
 # ## 5 · Listen and compare
@@ -735,13 +795,15 @@ systems = {}
 for voice, (w, _) in clips.items():
     m = log_mel(w)
     systems[voice] = {"recording": w, "Griffin-Lim 32": griffin_lim(m, n_iter=32), "neural (tiny)": voc(m)}
-fig, ax = plt.subplots(2, 3, figsize=(11, 5))
+fig, ax = plt.subplots(2, 3, figsize=(12, 5.4), layout="constrained", sharey=True)
 for r, (voice, outs) in enumerate(systems.items()):
     for c, (name, y) in enumerate(outs.items()):
-        ax[r, c].imshow(log_mel(y).numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=-11.5, vmax=2)
+        m_y = log_mel(y)
+        im = ax[r, c].imshow(m_y.numpy(), origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=-11.5, vmax=2,
+                             extent=(0, m_y.shape[1] / 50, 0, cfg.n_mels))
         ax[r, c].set_title(f"{voice}: {name}", fontsize=9)
-        ax[r, c].set_xticks([])
-plt.tight_layout()
+        ax[r, c].set(xlabel="seconds" if r == 1 else None, ylabel="mel bin" if c == 0 else None)
+fig.colorbar(im, ax=ax, pad=0.01, label="log-mel")
 plt.show()
 
 # %%
@@ -778,57 +840,39 @@ display(Audio(systems["mbrola_us3"]["recording"].numpy(), rate=SR, normalize=Fal
 # belongs to the checkpoint loaded above.
 #
 # What should a vocoder reach? It should be *transparent*: a recogniser should understand its output about as
-# well as the recording (we ask for a WER at most 10 % above the recording's own WER, `WER_RATIO_TARGET`), and a
-# speaker model should hear the same voice (cosine similarity to the recording of at least `SIM_TARGET`; the
-# first vocoder issue asked for 0.92, the corpus-v2 issue for 0.95). The two targets are set in the cell; the
-# verdicts are printed under the table.
+# well as the recording, and a speaker model should hear the same voice. The cell tests two criteria of that:
+# a WER at most 10 % above the recording's own (`WER_RATIO_MAX`), and a similarity to the recording of at least
+# 0.95 (`SIM_MIN`) — between Griffin-Lim's 0.92 and the 0.98 of the head's ceiling in section 3. The verdicts are
+# printed under the table.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-WER_RATIO_TARGET, SIM_TARGET = 1.1, 0.95  # transparent copy synthesis: WER ≤ 1.1 × recording, similarity ≥ 0.95
+WER_RATIO_MAX, SIM_MIN = 1.1, 0.95  # transparent copy synthesis: WER ≤ 1.1 × recording, similarity ≥ 0.95
 result = json.loads((PRETRAINED / "vocoder_eval.json").read_text())
 assert result["checkpoint"]["steps"] == training["steps"], "vocoder_eval.json judges another checkpoint"
 print(eval_markdown(result))
 for g in ("train_voices", "held_out_voices"):
-    s = result["groups"][g]
-    n, gl_s = s["neural"], s["griffin_lim"]
-    print(f"{g}: WER ≤ {WER_RATIO_TARGET} × recording: {n['wer_ratio'] <= WER_RATIO_TARGET} | "
-          f"similarity ≥ {SIM_TARGET}: {n['similarity'] >= SIM_TARGET} | "
+    grp = result["groups"][g]
+    n, gl_s = grp["neural"], grp["griffin_lim"]
+    print(f"{g}: WER ≤ {WER_RATIO_MAX} × recording: {n['wer_ratio'] <= WER_RATIO_MAX} | "
+          f"similarity ≥ {SIM_MIN}: {n['similarity'] >= SIM_MIN} | "
           f"beats Griffin-Lim on WER: {n['wer'] < gl_s['wer']}, on similarity: {n['similarity'] > gl_s['similarity']}")
+    assert n["similarity"] > gl_s["similarity"] and n["mel_l1"] > gl_s["mel_l1"]
 
 # %% [markdown]
-# **What each system cost, and what the fine-tune bought.** The comparison is not between equals. Griffin-Lim needs
-# no training at all and spends its effort per utterance (a fixed number of iterations); the neural vocoder was trained
-# once, and then synthesises in one forward pass. The cell reads both budgets from the JSON and times the two on our
-# clip. It also puts the committed checkpoint next to the first run alone, before the fine-tune
-# (`results/vocoder_eval_v1_on_v2.json`), judged on the same test utterances of corpus v2. The JSON also holds a **paired** comparison (`minicosy eval vocoder --compare-to`): the change of each judge's
-# figure per utterance, with a 95 % bootstrap interval. An interval that straddles 0 is a change this sample cannot
-# tell from chance.
+# **What each system costs.** The comparison is not between equals. Griffin-Lim needs no training at all and spends
+# its effort per utterance (a fixed number of iterations); the neural vocoder was trained once, for the two stages of
+# section 4, and then synthesises in one forward pass. The first cell reads the training from `vocoder.json`, the
+# second times both systems on our clip.
 
 # %%
 # NBVAL_CHECK_OUTPUT
-tr, tc = result["checkpoint"], result["checkpoint"]["train_config"]
-print(f"neural (HiFT tiny): {voc.num_parameters() / 1e6:.2f} M parameters, trained {tr['minutes']} min on {tr['device']}: "
-      f"{tr['steps']} steps of {tc['batch_size']} × {tc['segment_frames'] * HOP / SR:.2f} s segments, "
-      f"discriminators on from step {tr['gan_start_step']}"
-      + (f", fine-tuned from {tr['init_from']}" if tr.get("init_from") else ""))
+runs_tr = [st["training"] for _, st in stages]
+print(f"neural (HiFT tiny): {voc.num_parameters() / 1e6:.2f} M parameters, trained {sum(r['minutes'] for r in runs_tr)} "
+      f"min on {training['device']} in {len(runs_tr)} stages: "
+      f"{' + '.join(str(r['steps']) for r in runs_tr)} steps of {ck_tc['batch_size']} × "
+      f"{ck_tc['segment_frames'] * HOP / SR:.2f} s segments")
 print(f"Griffin-Lim: no training, {result['griffin_lim_iters']} iterations per utterance")
-before = json.loads((REPO_ROOT / "results" / "vocoder_eval_v1_on_v2.json").read_text())
-assert [u["id"] for u in before["utterances"]] == [u["id"] for u in result["utterances"]], "not the same utterances"
-print("\nneural vocoder, test split of corpus v2:       WER / recording | similarity | log-mel L1")
-for g in ("train_voices", "held_out_voices"):
-    for label, r in ((f"first run alone ({before['checkpoint']['minutes']} min)", before),
-                     (f"committed (+ {tr['minutes']} min fine-tune)", result)):
-        a = r["groups"][g]["neural"]
-        print(f"  {g:16s} {label:32s} {a['wer_ratio']:.2f} | {a['similarity']:.3f} | {a['mel_l1']:.3f}")
-comp = result["comparison"]
-assert comp["before_checkpoint"] == before["checkpoint"]["steps"]
-for g, c in comp["groups"].items():
-    print(f"  {g}: ΔWER {c['delta_wer']:+.3f} (95 % CI {c['delta_wer_ci95'][0]:+.3f} … {c['delta_wer_ci95'][1]:+.3f}), "
-          f"Δsimilarity {c['delta_similarity']:+.4f} (95 % CI {c['delta_similarity_ci95'][0]:+.4f} … "
-          f"{c['delta_similarity_ci95'][1]:+.4f}); {c['fewer_errors']} utterances with fewer word errors, "
-          f"{c['more_errors']} with more")
-assert all(c["delta_similarity_ci95"][0] > 0 for c in comp["groups"].values()), "the fine-tune must raise similarity"
 
 
 # %%
@@ -848,14 +892,14 @@ print(f"{wav.numel() / SR:.2f} s of audio: HiFT tiny took {1000 * t_neural:.0f} 
       f"Griffin-Lim {result['griffin_lim_iters']} took {1000 * t_gl:.0f} ms (this machine, {torch.get_num_threads()} threads)")
 
 # %% [markdown]
-# Read the table and the budgets together. Griffin-Lim wins on log-mel L1 by construction (it fits these magnitudes);
-# the judges that listen — the recogniser and the speaker model — are the fair test, and the verdict lines under the
-# table say where the tiny vocoder stands against the two targets and against Griffin-Lim. Two cautions: the held-out
-# group is small, so its WER is noisy (a WER below the recording's own is luck of the draw, not a better-than-real
-# vocoder); and the neural budget above is minutes of one CPU, where published HiFT models train for hundreds of
-# thousands of GPU steps. What makes HiFT attractive shows even so: after training, synthesis is a single forward pass
-# (compare the timings just above), it streams with the first piece ready after a few frames (section 6), and its pitch
-# comes from an explicit F0.
+# Read the table and the costs together. Griffin-Lim wins on log-mel L1 by construction (it fits these magnitudes);
+# the judges that listen — the recogniser and the speaker model — are the fair test. The tiny vocoder is more similar
+# to the recording than Griffin-Lim in both groups; the verdict lines say where it meets the two criteria of
+# transparency. Two cautions: the held-out group is small, so its WER is noisy (a WER below the recording's own is
+# luck of the draw, not a better-than-real vocoder); and the neural vocoder trained for a few hours of one CPU thread,
+# where published HiFT models train for hundreds of thousands of GPU steps. What makes HiFT attractive shows even so:
+# after training, synthesis is a single forward pass (compare the timings just above), it streams with the first piece
+# ready after a few frames (section 6), and its pitch comes from an explicit F0.
 #
 # ## 6 · Streaming: chunks, caches and cross-fades
 #
@@ -939,13 +983,14 @@ t2 = np.arange(streamed.numel()) / SR
 ax[0].plot(t2, streamed.numpy(), lw=0.4)
 for j in joins:
     ax[0].axvline(j / SR, color="red", lw=0.5, alpha=0.5)
-ax[0].set(title=f"streamed in {chunk}-frame chunks (red: where each yielded piece starts)", xlabel="seconds")
+ax[0].set(title=f"streamed in {chunk}-frame chunks (red: where each yielded piece starts)", xlabel="seconds",
+          ylabel="amplitude")
 j = joins[len(joins) // 2]
 z = slice(j - 240, j + 240)
 ax[1].plot(np.arange(-240, 240) / SR * 1000, offline[z].numpy(), lw=1.5, label="offline")
 ax[1].plot(np.arange(-240, 240) / SR * 1000, streamed[z].numpy(), lw=0.8, ls="--", label="streamed")
 ax[1].axvline(0, color="red", lw=0.5)
-ax[1].set(xlabel="ms around a join", title="zoom on one join")
+ax[1].set(xlabel="ms around a join", ylabel="amplitude", title="zoom on one join")
 ax[1].legend()
 plt.tight_layout()
 plt.show()
@@ -999,12 +1044,63 @@ slider_player(stream_player,
 # 4. **An undecided discriminator.** A sub-discriminator scores every input, real or generated, 0.5. What are its
 #    LSGAN loss $\mathcal L_D$ and the generator's adversarial loss $\mathcal L_{adv}$ (one sub-discriminator)?
 #    Set `loss_d_half` and `loss_adv_half`.
+# 5. **Implement it: the NSF source, as a stream computes it.** Write `my_source(f0, phase0=None, offset=0)` that
+#    returns what `HarmonicSource` (`src`) returns in eval mode: `(source (B, 1, F·hop), cycles (B, F·hop) float64)`.
+#    Use the formula of section 3 with the module's fixed start phases `src.theta` and merge `src.merge`, and two
+#    streaming details: `phase0` (cycles of the fundamental before the first sample, `None` = 0) is added to the
+#    running phase, and the noise $\epsilon_k[n]$ is row `(n + offset) % len(src.noise_table)` of the fixed table
+#    `src.noise_table`, so a chunk gets the noise of its absolute sample positions. The check splits the held-out
+#    clip's predicted F0 into two chunks, carries the phase (`phase0` = the last `cycles` of chunk 1, `offset` = the
+#    samples before chunk 2, as `Vocoder.stream` does) and compares both chunks with `src` and their join with the
+#    one-shot source.
 #
-# Each check prints *not attempted* until you fill in its answer.
+# Each check prints *not attempted* until you fill in its answer. The collapsed cell after them holds the solutions
+# and runs every check once with a correct answer (and exercise 5's once with a wrong one, which must fail).
 
 # %%
 def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
+
+
+def ex1_ok(l1_plain, l1_fast):
+    ref_plain = float((log_mel(griffin_lim(mel, 32, momentum=0.0)) - mel).abs().mean())
+    ref_fast = float((log_mel(griffin_lim(mel, 32)) - mel).abs().mean())
+    return abs(l1_plain - ref_plain) < 1e-3 and abs(l1_fast - ref_fast) < 1e-3
+
+
+def ex2_ok(n_pieces):
+    ps = list(voc.stream([mel2[:, i:i + 1] for i in range(mel2.shape[1])]))  # streams it for real
+    return n_pieces == len(ps) and torch.cat(ps).numel() == offline.numel()
+
+
+def ex3_ok(n_sines, top_sine_hz):
+    k = vcfg.n_harmonics + 1
+    return n_sines == k == src.merge.in_features and top_sine_hz == 250 * k
+
+
+def ex4_ok(loss_d_half, loss_adv_half):
+    half_out = [(torch.full((2, 5), 0.5), [])]  # one sub-discriminator, any shape of scores
+    return (abs(loss_d_half - float(discriminator_loss(half_out, half_out))) < 1e-6
+            and abs(loss_adv_half - float(generator_adv_loss(half_out))) < 1e-6)
+
+
+f0_ex5 = voc(mel2, return_f0=True)[1][None]  # (1, F) the held-out clip's predicted F0
+CUT = f0_ex5.shape[1] // 2  # chunk 1: frames [0, CUT), chunk 2: the rest
+
+
+def ex5_ok(fn):
+    # None while fn returns None; else whether both chunks and their join equal HarmonicSource
+    src.eval()
+    with torch.no_grad():
+        whole, _ = src(f0_ex5)
+        ref1, cyc1 = src(f0_ex5[:, :CUT])
+        ref2, _ = src(f0_ex5[:, CUT:], phase0=cyc1[:, -1], offset=CUT * HOP)
+        got1 = fn(f0_ex5[:, :CUT])
+        if got1 is None:
+            return None
+        got2 = fn(f0_ex5[:, CUT:], phase0=got1[1][:, -1], offset=CUT * HOP)
+    close = lambda a, b: a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=1e-5)
+    return close(got1[0], ref1) and close(got2[0], ref2) and close(torch.cat([got1[0], got2[0]], dim=2), whole)
 
 
 # %%
@@ -1012,49 +1108,75 @@ def check(name, ok):
 # Exercise 1: replace None with the two log-mel L1 values (floats)
 l1_plain = None  # log-mel L1 of griffin_lim(mel, 32, momentum=0.0) to mel
 l1_fast = None   # log-mel L1 of griffin_lim(mel, 32) to mel
-ok = None
-if l1_plain is not None and l1_fast is not None:
-    ref_plain = float((log_mel(griffin_lim(mel, 32, momentum=0.0)) - mel).abs().mean())
-    ref_fast = float((log_mel(griffin_lim(mel, 32)) - mel).abs().mean())
-    ok = abs(l1_plain - ref_plain) < 1e-3 and abs(l1_fast - ref_fast) < 1e-3
-    if ok:
-        print("momentum", "helps" if ref_fast < ref_plain else "does not help", "here")
-check("exercise 1", ok)
+check("exercise 1", None if None in (l1_plain, l1_fast) else ex1_ok(l1_plain, l1_fast))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 2: replace None with the number of pieces (an integer)
 n_pieces = None
-ok = None
-if n_pieces is not None:
-    ps = list(voc.stream([mel2[:, s:s + 1] for s in range(mel2.shape[1])]))
-    ok = n_pieces == len(ps)
-    print(f"streamed in one-frame chunks: {len(ps)} pieces, max |streamed − offline| / peak "
-          f"{float((torch.cat(ps) - offline).abs().max() / offline.abs().max()):.4f}")
-check("exercise 2", ok)
+check("exercise 2", None if n_pieces is None else ex2_ok(n_pieces))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 3: replace None with integers
 n_sines = None      # sine components in the harmonic source
 top_sine_hz = None  # frequency of the highest sine for F0 = 250 Hz
-ok = None
-if n_sines is not None and top_sine_hz is not None:
-    k = vcfg.n_harmonics + 1
-    ok = n_sines == k == voc.generator.source.merge.in_features and top_sine_hz == 250 * k
-check("exercise 3", ok)
+check("exercise 3", None if None in (n_sines, top_sine_hz) else ex3_ok(n_sines, top_sine_hz))
 
 # %%
 # NBVAL_CHECK_OUTPUT
 # Exercise 4: replace None with floats
 loss_d_half = None    # L_D of one sub-discriminator that always outputs 0.5
 loss_adv_half = None  # L_adv of the generator against it
-ok = None
-if loss_d_half is not None and loss_adv_half is not None:
-    half_out = [(torch.full((2, 5), 0.5), [])]  # one sub-discriminator, any shape of scores
-    ok = (abs(loss_d_half - float(discriminator_loss(half_out, half_out))) < 1e-6
-          and abs(loss_adv_half - float(generator_adv_loss(half_out))) < 1e-6)
-check("exercise 4", ok)
+check("exercise 4", None if None in (loss_d_half, loss_adv_half) else ex4_ok(loss_d_half, loss_adv_half))
+
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# Exercise 5: implement the source (replace the body; return (source, cycles))
+def my_source(f0, phase0=None, offset=0):
+    return None
+
+
+check("exercise 5", ex5_ok(my_source))
+
+# %% jupyter={"source_hidden": true}
+# NBVAL_CHECK_OUTPUT
+# Solutions — try the exercises first.
+# 1: the two Griffin-Lim runs, measured.
+sol1 = tuple(float((log_mel(y) - mel).abs().mean()) for y in (griffin_lim(mel, 32, momentum=0.0), griffin_lim(mel, 32)))
+# 2: a run fires once more than H frames wait: with 1-frame chunks every H + 1 chunks; + the final piece.
+sol2 = mel2.shape[1] // (vcfg.stream_lookahead + 1) + 1
+# 3: harmonics 1 … K+1 → K + 1 sines; the highest at (K + 1)·250 Hz.
+sol3 = (vcfg.n_harmonics + 1, 250 * (vcfg.n_harmonics + 1))
+# 4: L_D = (0.5 − 1)² + 0.5² = 0.5; L_adv = (0.5 − 1)² = 0.25.
+sol4 = (0.5, 0.25)
+
+
+# 5: section 3's formula with the carried phase and the fixed noise table.
+def sol5(f0, phase0=None, offset=0):
+    f0_n = f0.double().repeat_interleave(vcfg.hop_length, dim=1)  # f0[n]: each frame held over its hop
+    cycles = torch.cumsum(f0_n / vcfg.sample_rate, dim=1)  # Σ_{m≤n} f0[m]/fs, in cycles
+    if phase0 is not None:
+        cycles = cycles + phase0[:, None]  # continue the previous chunk's phase
+    k = torch.arange(1, vcfg.n_harmonics + 2, dtype=torch.float64)
+    phi = torch.frac(cycles[..., None] * k + src.theta) * (2 * math.pi)  # φ_k[n] = 2π·frac(k·cycles + θ_k)
+    v = (f0_n > vcfg.voiced_threshold).float()[..., None]  # v[n]
+    sigma = v * vcfg.noise_std + (1 - v) * vcfg.sine_amp / 3  # σ_n
+    eps = src.noise_table[(torch.arange(f0_n.shape[1]) + offset) % src.noise_table.shape[0]][None]  # ε_k[n]
+    e = vcfg.sine_amp * torch.sin(phi).float() * v + sigma * eps  # e_k[n]
+    return torch.tanh(src.merge(e)).transpose(1, 2), cycles  # tanh(Σ_k w_k e_k + b)
+
+
+def wrong5(f0, phase0=None, offset=0):  # forgets the carried phase: every chunk restarts its sines at 0
+    return sol5(f0, None, offset)
+
+
+results = [ex1_ok(*sol1), ex2_ok(sol2), ex3_ok(*sol3), ex4_ok(*sol4), ex5_ok(sol5)]
+for n, ok in enumerate(results, 1):
+    check(f"solution {n}", ok)
+check("a source without the carried phase", ex5_ok(wrong5))
+assert all(results) and ex5_ok(wrong5) is False
 
 # %% [markdown]
 # ## Summary
@@ -1066,7 +1188,15 @@ check("exercise 4", ok)
 #   convolutions.
 # * It is trained as a GAN: LSGAN against multi-period and multi-resolution discriminators, feature matching, and
 #   reconstruction losses (mel L1, multi-resolution STFT, a full-band mel for what the 0–8 kHz mel cannot see).
-# * Streaming re-runs a small mel context, carries the source phase and cross-fades a held-back
-#   tail: the streamed audio matches offline synthesis and the joins do not click; the lookahead sets the latency.
+# * The recipe departs from HiFT's where a CPU demands it: the source is teacher-forced with pYIN F0, a warm-up of
+#   reconstruction losses (with a multi-resolution STFT term) precedes the GAN, and there is no TPR loss.
+# * Streaming re-runs a small mel context, carries the source phase (and indexes the fixed noise by absolute sample)
+#   and cross-fades a held-back tail: on our clip the streamed audio differs from offline synthesis by about 0.1 % of
+#   its peak and no join jumps more than the offline audio steps; the lookahead sets the latency.
+
+# %% [markdown]
+# ## Next
 #
-# Next: notebook 06 puts the stages together into streaming text-to-speech.
+# Notebook 06 (`06_streaming.ipynb`) puts the stages together: the LM drawing tokens, the flow stream of notebook 04
+# and the vocoder stream of this one, run as one streaming text-to-speech pipeline, with its first-packet latency
+# measured part by part.

@@ -9,11 +9,14 @@
 #    (a prompt clip *and* its transcript), flow-prompt-only (the paper's cross-lingual mode: a clip, no transcript),
 #    SFT (the name of a training voice), and streaming. Audio players and mel spectrograms.
 # 3. **Judged** by the independent judges of `minicosy.judges`: PocketSphinx word error rate against the text (beside
-#    the WER of real recordings of the same sentences) and Resemblyzer speaker similarity to the prompt voice.
+#    the WER of real recordings of the same sentences) and Resemblyzer speaker similarity to the prompt voice — and
+#    **quality floors** that a system which learned nothing cannot pass: audible output, clones nearer their own
+#    prompt voice than another, training voices read at a word error rate well below that of noise.
 # 4. **Repeatable:** the same seed gives the same audio.
 # 5. **Bad input:** what the system refuses, with which message — and what it accepts and quietly fixes.
 # 6. **The system evaluation** (`minicosy eval tts`, `results/tts_eval.json`): the four-scenario table on the test split.
-# 7. A small **playground** (text box, voice, streaming toggle) and three checked **exercises**.
+# 7. A small **playground** (text box, voice, streaming toggle) and three checked **exercises**, the first one to
+#    implement.
 #
 # **Paper:** CosyVoice 2 (Du et al., arXiv 2412.10117) §2.6 (the inference scenarios: ICL, cross-lingual, SFT; Fig. 2),
 # §3.3 (WER and SIM as the objective metrics), Table 7 (streaming vs offline). What the judges are and why they
@@ -21,10 +24,11 @@
 #
 # **Prerequisites:** none to *use* it; notebooks 00–06 explain every stage, 06 the streaming loop.
 #
-# **Runtime:** about 40 s on 2 CPU cores (default: the committed tiny checkpoints, `data/pretrained/tiny`); a third of
-# it is the judges. Set `MINICOSY_CHECKPOINT` to another checkpoint folder to use it instead. Timings are printed,
-# never checked. **Expect a tiny system:** a few million parameters trained for minutes on a CPU — the voices are
-# recognisable, the words often are not; the judges say by how much.
+# **Runtime:** about a minute on 2 CPU cores (default: the trained tiny checkpoints in `data/pretrained/tiny`); about
+# half of it is the judges. Set `MINICOSY_CHECKPOINT` to another checkpoint folder to judge that one instead (a
+# checkpoint that fails a quality floor stops the notebook there). Timings are printed, never checked. **Expect a tiny
+# system:** a few million parameters trained for minutes to hours on a CPU — the voices are recognisable, many words
+# are not; the judges say by how much.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -45,23 +49,21 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.judges import intelligibility, wer
 from minicosy.lm.generate import generate
 from minicosy.system.demo import demo_items
-from minicosy.system.evaluate import checkpoint_info, cosine, embed, eval_markdown
-from minicosy.utils import FIXTURES_DIR, REPO_ROOT
+from minicosy.system.evaluate import checkpoint_info, cosine, embed
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, REPO_ROOT
 
-CHECKPOINT = os.environ.get("MINICOSY_CHECKPOINT") or None  # None: the committed data/pretrained/tiny
-if CHECKPOINT:
-    CHECKPOINT = REPO_ROOT / CHECKPOINT  # a relative path is read from the repository root
+CHECKPOINT = REPO_ROOT / (os.environ.get("MINICOSY_CHECKPOINT") or DEFAULT_CHECKPOINT)  # relative: from the repo root
 FIXTURES = FIXTURES_DIR / "manifest.jsonl"
 ROOT = manifest_root(FIXTURES)
 SR = 24000
 seed_everything(0)
 torch.set_num_threads(1)  # small models: one thread is fastest, and robust on a shared CPU
-plt.rcParams["figure.dpi"] = 60  # small PNGs keep the notebook light
+plt.rcParams["figure.dpi"] = 100
 plt.rcParams["image.interpolation"] = "nearest"
 MEL_CMAP = plt.get_cmap("magma", 32)
 device = torch.device("cpu")  # pinned: every figure below is a CPU figure
-print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | checkpoint: "
-      f"{CHECKPOINT or 'data/pretrained/tiny'}")
+shown = CHECKPOINT.relative_to(REPO_ROOT) if CHECKPOINT.is_relative_to(REPO_ROOT) else CHECKPOINT
+print(f"device: {device} (pinned; pick_device() would choose {pick_device()}) | checkpoint: {shown}")
 
 # %% [markdown]
 # ## 1 · Load
@@ -118,16 +120,17 @@ assert model.flow.cfg.spk_dim == model.speaker.cfg.emb_dim and model.vocoder.cfg
 # | `synthesize(text, speaker="flite_slt")` | **SFT** | `[SOS] <speaker tag> text [TASK]` | that voice's stored speaker vector |
 # | `stream(text, voice or speaker)` | **streaming** (either of the above) | the $N{:}M$ interleaved layout | chunk by chunk (notebook 06) |
 #
-# The voices to clone are **held out** — never heard in training — with prompts and texts from the committed fixtures,
-# chosen by the same rule as `make demo` (`minicosy.system.demo.demo_items`): the prompt is one clip of the voice with its
-# transcript, the text a test sentence the prompt does not say. The SFT voices are training voices reading their own
-# test sentences.
+# The voices to clone are **held out** — never heard in training — with prompts and texts from the fixtures in
+# `data/fixtures`, chosen by the same rule as `make demo` (`minicosy.system.demo.demo_items`): the prompt is one clip of
+# the voice with its transcript, the text a test sentence the prompt does not say. The SFT voices are **every training
+# voice** with a test sentence in the fixtures, each reading that sentence (ordinary sentences of the corpus, never seen
+# in training).
 
 # %%
 held = demo_items(("mbrola_us3", "mbrola_en1", "rhvoice_lyubov"))
 tests = {u.voice: u for u in read_manifest(FIXTURES) if u.split == "test"}
-sft_utts = [tests[v] for v in ("rhvoice_bdl", "flite_slt", "pico_en_us")]
-assert all(u.voice in model.speakers for u in sft_utts) and not any(it["voice"] in model.speakers for it in held)
+sft_utts = [tests[v] for v in sorted(tests) if v in model.speakers]
+assert len(sft_utts) >= 8 and not any(it["voice"] in model.speakers for it in held)
 # warm-up, as a running server would be: first-call imports (resampling) and allocations stay out of the timings
 model.synthesize("Hello there.", VoiceReference.from_file(held[0]["prompt"].audio_path(ROOT), held[0]["prompt"].text))
 
@@ -157,18 +160,39 @@ for u in sft_utts:
     rows.append(dict(scenario="SFT", voice=u.voice, text=u.text, prompt=None, refs=[u], ref_is_prompt_voice=True,
                      wav=timed("SFT", lambda: model.synthesize(u.text, speaker=u.voice)[0])))
 SCENARIOS = ["ICL", "flow prompt only", "ICL, streaming", "SFT"]
+CLONES = SCENARIOS[:3]  # the scenarios that clone a held-out voice from its prompt
 
 # %%
 # NBVAL_CHECK_OUTPUT
 for it in held:
     p = it["prompt"]
     print(f"{it['voice']:15s} prompt {p.id} ({p.duration:.2f} s): '{p.text}'\n{'':15s} text: '{it['text']}'")
-print("SFT:", [(u.voice, u.text) for u in sft_utts])
+print(f"SFT: {len(sft_utts)} training voices, e.g.", [(u.voice, u.text) for u in sft_utts[:3]])
 for r in rows:
     w = r["wav"]
     assert w.dtype == np.float32 and w.ndim == 1 and np.isfinite(w).all() and np.abs(w).max() <= 1.0
     assert len(w) % 480 == 0 and len(w) > 0  # whole 50 Hz frames
 print(f"{len(rows)} syntheses: float32, finite, within [-1, 1], whole frames")
+
+# %% [markdown]
+# **Quality floor 1: audible.** A format check passes for silence, and for the faint hiss of a flow that never learned
+# anything. The first floor asks for speech-level loudness: every synthesis has an RMS of at least 0.02 (−34 dBFS). The
+# recordings and the trained system's output sit well above it (printed below); the hiss of random weights does not
+# (`tests/test_notebook_quality_floor.py` runs this notebook on random-init stages: it stops at a floor).
+
+# %%
+RMS_FLOOR = 0.02
+
+
+def rms(w):
+    return float(np.sqrt(np.mean(np.square(w, dtype=np.float64))))
+
+
+rec_rms = [rms(load_audio(u.audio_path(ROOT), SR)) for u in sft_utts]
+print(f"RMS of the syntheses: min {min(rms(r['wav']) for r in rows):.3f}, median "
+      f"{np.median([rms(r['wav']) for r in rows]):.3f} | of the recordings: min {min(rec_rms):.3f} | floor {RMS_FLOOR}")
+quiet = [(r["scenario"], r["voice"], round(rms(r["wav"]), 4)) for r in rows if rms(r["wav"]) < RMS_FLOOR]
+assert not quiet, f"quality floor: {len(quiet)} of {len(rows)} syntheses are near silence (RMS < {RMS_FLOOR}): {quiet[:4]}"
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -185,25 +209,26 @@ for sc in SCENARIOS:
 
 # %%
 first = [r for r in rows if r["voice"] == held[0]["voice"]]
+sft_row = next(r for r in rows if r["scenario"] == "SFT" and r["voice"] == "rhvoice_bdl") if "rhvoice_bdl" in tests \
+    else next(r for r in rows if r["scenario"] == "SFT")
 print(f"prompt ({held[0]['voice']}, never heard in training): '{held[0]['prompt'].text}'")
 display(Audio(first[0]["prompt"].audio[: 3 * first[0]["prompt"].sample_rate], rate=first[0]["prompt"].sample_rate,
               normalize=False))
-for r in first + [next(r for r in rows if r["scenario"] == "SFT")]:
+for r in first + [sft_row]:
     print(f"{r['scenario']} — {r['voice']}: '{r['text']}'")
     display(Audio(np.clip(r["wav"][: 3 * SR], -1, 1), rate=SR, normalize=False))
 
 # %%
 prompt_wav = librosa.resample(first[0]["prompt"].audio, orig_sr=first[0]["prompt"].sample_rate, target_sr=SR)
-sft_row = next(r for r in rows if r["scenario"] == "SFT")
 panels = [(f"prompt: {held[0]['voice']} (recording)", prompt_wav)] + [(r["scenario"], r["wav"]) for r in first] + [
     (f"SFT: {sft_row['voice']}", sft_row["wav"])]
-fig, axes = plt.subplots(1, 5, figsize=(15, 2.8), sharey=True)
+fig, axes = plt.subplots(1, 5, figsize=(15, 2.9), sharey=True)
 for ax, (name, w) in zip(axes, panels):
     m = log_mel(torch.from_numpy(w)).numpy()
-    ax.imshow(m, origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=-11.5, vmax=2, extent=(0, m.shape[1] / 50, 0, 80))
+    im = ax.imshow(m, origin="lower", aspect="auto", cmap=MEL_CMAP, vmin=-11.5, vmax=2, extent=(0, m.shape[1] / 50, 0, 80))
     ax.set(title=name, xlabel="seconds")
 axes[0].set_ylabel("mel bin")
-plt.tight_layout()
+fig.colorbar(im, ax=axes, label="log-mel", pad=0.01)
 plt.show()
 
 # %% [markdown]
@@ -216,8 +241,9 @@ plt.show()
 #   rate $\text{WER} = (S + D + I)/N$ against the text. PocketSphinx is weak — it misses words of *real* recordings
 #   too — so every synthetic WER is printed beside the WER of recordings of the same sentences.
 # * **Speaker similarity** — Resemblyzer's d-vector model embeds each clip; the similarity is the cosine to the
-#   prompt clip (the paper's SIM). Same voice ≈ 0.9, different voices ≈ 0.6 on these voices. For SFT there is no
-#   prompt: the cosine is to the voice's recording of the same sentence.
+#   prompt clip (the paper's SIM). For SFT there is no prompt: the cosine is to the voice's recording of the same
+#   sentence. For a clone, the similarity to the *other* held-out prompts says whether the clone is nearer its own
+#   voice than another.
 
 # %%
 t0 = time.perf_counter()
@@ -226,33 +252,48 @@ recordings = {u.id: u for r in rows for u in r["refs"]}
 rec_intel = intelligibility([load_audio(u.audio_path(ROOT), SR) for u in recordings.values()],
                             [u.text for u in recordings.values()], SR)
 rec_wer = dict(zip(recordings, rec_intel["utterance_wer"]))
-emb = {}  # id → resemblyzer embedding (None: the judge heard no speech)
+prompt_emb = {}  # held-out voice → embedding of its prompt clip
+for r in rows:
+    if r["prompt"] is not None and r["voice"] not in prompt_emb:
+        prompt_emb[r["voice"]] = embed(r["prompt"].audio, r["prompt"].sample_rate)
+emb = {}  # recording id → resemblyzer embedding (SFT: the voice's recording of the sentence)
 for k, r in enumerate(rows):
     r["wer"], r["heard"] = intel["utterance_wer"][k], intel["hypotheses"][k]
     r["rec_wer"] = float(np.mean([rec_wer[u.id] for u in r["refs"]]))
-    target = (r["prompt"].audio, r["prompt"].sample_rate) if r["prompt"] is not None else \
-        (load_audio(r["refs"][0].audio_path(ROOT), SR), SR)
-    key = id(r["prompt"]) if r["prompt"] is not None else r["refs"][0].id
-    if key not in emb:
-        emb[key] = embed(*target)
-    r["sim"] = cosine(embed(r["wav"], SR), emb[key])
-    if r["prompt"] is not None and r["ref_is_prompt_voice"]:  # two real clips of one voice: the judge's ceiling
-        r["rec_sim"] = cosine(embed(load_audio(r["refs"][0].audio_path(ROOT), SR), SR), emb[key])
+    e = embed(r["wav"], SR)  # None when the judge hears no speech at all
+    if r["prompt"] is not None:
+        r["sim"] = cosine(e, prompt_emb[r["voice"]])
+        others = [cosine(e, x) for v, x in prompt_emb.items() if v != r["voice"]]
+        r["sim_other"] = None if None in others else max(others)  # the nearest other held-out prompt
+        if r["ref_is_prompt_voice"]:  # two real clips of one voice: the judge's ceiling
+            r["rec_sim"] = cosine(embed(load_audio(r["refs"][0].audio_path(ROOT), SR), SR), prompt_emb[r["voice"]])
+    else:
+        u = r["refs"][0]
+        if u.id not in emb:
+            emb[u.id] = embed(load_audio(u.audio_path(ROOT), SR), SR)
+        r["sim"] = cosine(e, emb[u.id])
 t_judges = time.perf_counter() - t0
 
 # %%
-print(f"{'scenario':17s} {'voice':15s} {'WER':>5s} {'rec.':>5s} {'sim.':>5s}  heard")
+print(f"{'scenario':17s} {'voice':16s} {'WER':>5s} {'rec.':>5s} {'sim.':>5s} {'other':>5s}  heard")
 for r in rows:
     sim = "  —  " if r["sim"] is None else f"{r['sim']:5.2f}"
-    print(f"{r['scenario']:17s} {r['voice']:15s} {r['wer']:5.2f} {r['rec_wer']:5.2f} {sim}  '{r['heard']}'")
-print(f"\n{'scenario':17s} {'WER':>6s} {'recordings':>11s} {'similarity':>11s}")
+    other = "     " if r.get("sim_other") is None else f"{r['sim_other']:5.2f}"
+    print(f"{r['scenario']:17s} {r['voice']:16s} {r['wer']:5.2f} {r['rec_wer']:5.2f} {sim} {other}  '{r['heard']}'")
+print(f"\n{'scenario':17s} {'WER':>6s} {'recordings':>11s} {'similarity':>11s} {'to another':>11s}")
 summary = {}
 for sc in SCENARIOS:
     rs = [r for r in rows if r["scenario"] == sc]
     sims = [r["sim"] for r in rs if r["sim"] is not None]
-    summary[sc] = (wer([r["text"] for r in rs], [r["heard"] for r in rs]), float(np.mean([r["rec_wer"] for r in rs])),
-                   float(np.mean(sims)) if sims else float("nan"))
-    print(f"{sc:17s} {summary[sc][0]:6.2f} {summary[sc][1]:11.2f} {summary[sc][2]:11.2f}")
+    others = [r["sim_other"] for r in rs if r.get("sim_other") is not None]
+    summary[sc] = dict(wer=wer([r["text"] for r in rs], [r["heard"] for r in rs]),
+                       rec_wer=wer([u.text for r in rs for u in r["refs"]],
+                                   [rec_intel["hypotheses"][list(recordings).index(u.id)] for r in rs for u in r["refs"]]),
+                       sim=float(np.mean(sims)) if sims else float("nan"),
+                       sim_other=float(np.mean(others)) if others else float("nan"))
+    s = summary[sc]
+    print(f"{sc:17s} {s['wer']:6.2f} {s['rec_wer']:11.2f} {s['sim']:11.2f} "
+          f"{'' if np.isnan(s['sim_other']) else format(s['sim_other'], '11.2f')}")
 ceiling = [r["rec_sim"] for r in rows if r.get("rec_sim") is not None]
 print(f"\nrecording vs prompt, same voice (the similarity judge's ceiling here): {np.mean(ceiling):.2f}")
 
@@ -260,23 +301,58 @@ print(f"\nrecording vs prompt, same voice (the similarity judge's ceiling here):
 # NBVAL_IGNORE_OUTPUT
 print(f"the judges took {t_judges:.1f} s for {len(rows)} syntheses and {len(recordings)} recordings")
 
-# %%
-for r in rows:
-    assert 0.0 <= r["wer"] and np.isfinite(r["wer"]) and 0.0 <= r["rec_wer"] and np.isfinite(r["rec_wer"])
-    assert r["sim"] is None or -1.0 <= r["sim"] <= 1.0 + 1e-6
-assert all(c > 0.7 for c in ceiling)  # the judge hears two clips of one real voice as one voice
-assert len(intel["hypotheses"]) == len(rows) and not rec_intel["unscorable"]
+# %% [markdown]
+# **The judges first.** Before reading the synthesis, check the judges on the real recordings: PocketSphinx must read
+# most of their words, and Resemblyzer must hear two real clips of one voice as one voice. Then the two remaining
+# **quality floors**, each one that a system which learned nothing fails — its words are wrong or missing, and its
+# "clones" are no nearer their own prompt than another:
+#
+# * **Floor 2: the clone is the prompt's voice.** Over the cloning rows, the similarity to the voice's own prompt is on
+#   average above the similarity to the nearest *other* held-out prompt, by at least 0.03, and it is above it in at
+#   least two rows out of three.
+# * **Floor 3: the training voices speak the words.** The SFT word error rate over all the training voices' sentences
+#   (corpus-level: errors summed over sentences) is at most 0.85; and the judge hears at least one sentence in five
+#   with no more than half of its words wrong. The bound sits above what the trained system measures (the SFT row
+#   above; and the full evaluation of section 6, on the whole test split) with a margin for the run-to-run spread
+#   of a sampled LM and a weak judge.
 
 # %%
-fig, ax = plt.subplots(1, 2, figsize=(11, 3.2))
+SIM_MARGIN, SFT_WER_MAX, MOSTLY_RIGHT = 0.03, 0.85, 0.2
+assert rec_intel["wer"] < 0.5 and not rec_intel["unscorable"]  # the judge reads real recordings of these sentences
+assert ceiling and min(ceiling) > 0.7  # ... and hears two real clips of one voice as one voice
+clones = [r for r in rows if r["scenario"] in CLONES]
+own = [r["sim"] if r["sim"] is not None else 0.0 for r in clones]
+other = [r["sim_other"] if r.get("sim_other") is not None else 1.0 for r in clones]  # unheard counts against
+nearer = sum(a > b for a, b in zip(own, other))
+sft = [r for r in rows if r["scenario"] == "SFT"]
+mostly_right = sum(r["wer"] <= 0.5 for r in sft)
+print(f"clones nearer their own prompt than any other: {nearer} of {len(clones)}; mean similarity own "
+      f"{np.mean(own):.2f} vs nearest other {np.mean(other):.2f}")
+print(f"SFT: corpus WER {summary['SFT']['wer']:.2f} (bound {SFT_WER_MAX}); sentences heard with ≤ half their words "
+      f"wrong: {mostly_right} of {len(sft)} (floor {MOSTLY_RIGHT:.0%})")
+assert np.mean(own) >= np.mean(other) + SIM_MARGIN and 3 * nearer >= 2 * len(clones), \
+    f"quality floor: the clones are not nearer their prompt voice ({np.mean(own):.2f}) than another ({np.mean(other):.2f})"
+assert summary["SFT"]["wer"] <= SFT_WER_MAX, \
+    f"quality floor: SFT WER {summary['SFT']['wer']:.2f} on the training voices' sentences is above {SFT_WER_MAX}"
+assert mostly_right >= MOSTLY_RIGHT * len(sft), \
+    f"quality floor: only {mostly_right} of {len(sft)} SFT sentences are heard with at most half their words wrong"
+
+# %%
+fig, ax = plt.subplots(1, 2, figsize=(11, 3.4))
 x = np.arange(len(SCENARIOS))
-ax[0].bar(x - 0.2, [summary[s][0] for s in SCENARIOS], 0.4, label="synthesis")
-ax[0].bar(x + 0.2, [summary[s][1] for s in SCENARIOS], 0.4, label="recordings, same sentences")
+ax[0].bar(x - 0.2, [summary[s]["wer"] for s in SCENARIOS], 0.4, label="synthesis")
+ax[0].bar(x + 0.2, [summary[s]["rec_wer"] for s in SCENARIOS], 0.4, label="recordings, same sentences")
+ax[0].axhline(SFT_WER_MAX, color="C3", ls="--", lw=1, label=f"SFT floor ({SFT_WER_MAX})")
 ax[0].set(xticks=x, xticklabels=SCENARIOS, ylabel="WER (PocketSphinx)", title="intelligibility")
 ax[0].legend(fontsize=8)
 for k, sc in enumerate(SCENARIOS):
-    sims = [r["sim"] for r in rows if r["scenario"] == sc and r["sim"] is not None]
-    ax[1].plot([k] * len(sims), sims, "o", alpha=0.7)
+    rs = [r for r in rows if r["scenario"] == sc and r["sim"] is not None]
+    ax[1].plot([k - 0.08] * len(rs), [r["sim"] for r in rs], "o", color=f"C{k}", alpha=0.8,
+               label="to its own prompt / recording" if k == 0 else None)
+    if sc in CLONES:
+        ax[1].plot([k + 0.08] * len(rs), [np.nan if r["sim_other"] is None else r["sim_other"] for r in rs], "x",
+                   color=f"C{k}", alpha=0.8,
+                   label="to the nearest other prompt" if k == 0 else None)
 ax[1].axhline(np.mean(ceiling), color="k", ls=":", lw=1, label="recording vs prompt, same voice")
 ax[1].set(xticks=x, xticklabels=SCENARIOS, ylabel="cosine (Resemblyzer)", ylim=(0, 1), title="speaker similarity")
 ax[1].legend(fontsize=8, loc="lower right")
@@ -286,11 +362,36 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Read the two panels together, and with care: a handful of sentences is an anecdote, not a measurement — section 6
-# reads the evaluation over the whole test split. What to look for: whether the ICL and flow-prompt-only clones sit
-# closer to the prompt voice than the SFT voices sit to theirs (the flow's prompt mel does most of the cloning); whether
-# ICL's prompt *text* buys intelligibility over flow-prompt-only; and whether streaming costs anything (the paper:
-# nearly nothing).
+# **What you heard.** The next cell says it in words, from the numbers above — a handful of sentences is an anecdote,
+# not a measurement (section 6 reads the evaluation over the whole test split), but it is what the players above play.
+# Three things to listen for. *Zero-shot on voices never heard in training is the hard case* for a model this small:
+# the timbre comes through (the flow copies it from the prompt mel) while many words do not. *Flow-prompt-only can
+# beat ICL*: in ICL the LM must continue the token sequence of a voice it has never heard, which a tiny LM has seen
+# nothing like; without the transcript the LM reads the text as it learned to, and only the flow imitates the voice.
+# *Streaming costs some words*: the streaming LM layout and the chunk-masked flow see less of what follows (the paper
+# reports the cost as nearly nothing for its large model: WER 2.45 streaming vs 2.47 offline on LibriSpeech
+# test-clean).
+
+# %%
+def reading(w):
+    # a WER in plain words
+    return ("most words come through" if w <= 0.3 else "about half the words come through" if w <= 0.6 else
+            "most words are lost" if w <= 0.9 else "barely intelligible: almost every word is lost")
+
+
+S, n_sft = summary, len(sft)
+lines = [f"* **Zero-shot ICL** on the three held-out voices: WER {S['ICL']['wer']:.2f} — {reading(S['ICL']['wer'])} "
+         f"(the recordings of the same sentences are read at {S['ICL']['rec_wer']:.2f}); similarity to the prompt "
+         f"{S['ICL']['sim']:.2f}, to the nearest other prompt {S['ICL']['sim_other']:.2f}.",
+         f"* **Flow prompt only**: WER {S['flow prompt only']['wer']:.2f} — "
+         f"{'better than' if S['flow prompt only']['wer'] < S['ICL']['wer'] else 'no better than'} ICL on the same "
+         f"sentences; similarity {S['flow prompt only']['sim']:.2f}.",
+         f"* **ICL, streaming**: WER {S['ICL, streaming']['wer']:.2f}, "
+         f"{S['ICL, streaming']['wer'] - S['ICL']['wer']:+.2f} against offline ICL on the same sentences.",
+         f"* **SFT**, {n_sft} training voices: WER {S['SFT']['wer']:.2f} — {reading(S['SFT']['wer'])} (recordings: "
+         f"{S['SFT']['rec_wer']:.2f}); {mostly_right} of {n_sft} sentences heard with at most half their words wrong."]
+display(Markdown("\n".join(lines)))
+
 
 # %% [markdown]
 # ## 4 · Same seed, same audio
@@ -415,28 +516,81 @@ else:
 # with a warning that names them. The same policy holds on the command line (`minicosy synth`/`stream`: one line,
 # exit code 2, no file written half) — `tests/test_system_model.py` and `tests/test_cli.py` hold the full table.
 
+
 # %% [markdown]
 # ## 6 · The system evaluation
 #
 # A few sentences are an anecdote. `minicosy eval tts --split test` synthesises the test split in the paper's four
-# scenarios — SFT and ICL, each offline and streaming — for every voice: training voices, the two held-out voices the
-# targets are set for (`mbrola_us3`, `mbrola_en1`) and the other held-out ones; it judges each utterance with the same
-# judges as section 3 and writes `results/tts_eval.json`. The targets (issue 12): WER ≤ 1.5 × the recordings' on
-# training voices and ≤ 2 × on the held-out ones, the prompt voice the nearest of all voices for ≥ 80 % of held-out
-# utterances, and streaming within 0.02 of offline in WER and similarity. The cell reads the committed result if it
-# exists.
+# scenarios — SFT and ICL, each offline and streaming — for every voice: the training voices, the held-out voices
+# `mbrola_us3` and `mbrola_en1`, and the other held-out ones; it judges each utterance with the same judges as
+# section 3 and writes `results/tts_eval.json`. The cell reads that file and prints its table: per voice group and
+# scenario the WER beside the recordings' WER on the same sentences, the similarity to the voice (to its centroid over
+# the recordings, and for ICL to the prompt, beside a recording's similarity to that prompt), how often the voice's
+# own centroid is the nearest of all voices', and the first-packet latency measured during that run. The checks: the
+# file describes the checkpoint loaded here, every synthetic WER is above its recordings' (the judge reads real
+# speech better than this system's), every clone's similarity to its prompt is below a recording's, and the SFT bound
+# of floor 3 holds over the whole test split with room to spare.
 
 # %%
 EVAL = REPO_ROOT / "results" / "tts_eval.json"
-if EVAL.is_file():
-    result = json.loads(EVAL.read_text())
-    print(f"{EVAL.relative_to(REPO_ROOT)}: split {result['split']}, {result['per_voice']} sentences per voice, "
-          f"checkpoint {result['checkpoint'].get('path', '?')}, {result['seconds']:.0f} s")
-    display(Markdown(eval_markdown(result)))
-    assert all(t["pass"] in (True, False) for t in result["targets"])
+LABELS = {"train_voices": "training voices", "held_out_voices": "held out: us3, en1",
+          "other_held_out_voices": "held out: others"}
+
+
+def eval_table(result):
+    # the per-group, per-scenario table of an evaluation, as markdown
+    out = ["| voices | scenario | utt. | WER | recordings' WER | similarity | to the prompt (recording) | nearest = own "
+           "| first packet (s) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for g, by_sc in result["groups"].items():
+        for sc, s in by_sc.items():
+            prompt = (f"{s['similarity_to_prompt']:.2f} ({s['recording_similarity_to_prompt']:.2f})"
+                      if "similarity_to_prompt" in s else "—")
+            fp = "—" if s.get("first_packet_s") is None else f"{s['first_packet_s']:.2f}"
+            out.append(f"| {LABELS.get(g, g)} | {sc.replace('_', ' ')} | {s['utterances']} | {s['wer']:.2f} | "
+                       f"{s['recording_wer']:.2f} | {s['similarity']:.2f} | {prompt} | "
+                       f"{100 * s['nearest_voice_rate']:.0f} % | {fp} |")
+    return "\n".join(out)
+
+
+result = json.loads(EVAL.read_text()) if EVAL.is_file() else None
+same = result is not None and (REPO_ROOT / result["checkpoint"].get("path", "")).resolve() == CHECKPOINT.resolve()
+if result is None:
+    print(f"{EVAL.relative_to(REPO_ROOT)} is not there: run `minicosy eval tts --split test` (it writes it), then "
+          "re-run this cell.")
+elif not same:
+    print(f"{EVAL.relative_to(REPO_ROOT)} describes {result['checkpoint'].get('path')}, not the checkpoint loaded here: "
+          "run `minicosy eval tts --split test --checkpoint ...` for this one.")
 else:
-    print(f"{EVAL.relative_to(REPO_ROOT)} is not there yet: run `minicosy eval tts --split test` (it writes it), "
-          "then re-run this cell.")
+    print(f"{EVAL.relative_to(REPO_ROOT)}: split {result['split']}, {result['per_voice']} sentences per voice, "
+          f"checkpoint {result['checkpoint']['path']}, random-init stages: "
+          f"{result['checkpoint']['untrained_stages'] or 'none'}")
+    display(Markdown(eval_table(result)))
+    G = result["groups"]
+    for g, by_sc in G.items():
+        for sc, s in by_sc.items():
+            assert s["wer"] > s["recording_wer"], (g, sc)  # the judge reads the recordings better
+            if "similarity_to_prompt" in s:  # a clone is not (yet) as near its prompt as a second recording
+                assert s["similarity_to_prompt"] < s["recording_similarity_to_prompt"], (g, sc)
+    assert G["train_voices"]["sft_offline"]["wer"] + 0.1 <= SFT_WER_MAX  # floor 3 holds with room on the whole split
+
+# %%
+if same:
+    for g, by_sc in result["groups"].items():
+        kinds = sorted({k.rsplit("_", 1)[0] for k in by_sc if k.endswith("_stream") and k.replace("stream", "offline")
+                        in by_sc})
+        for k in kinds:
+            off, st = by_sc[f"{k}_offline"], by_sc[f"{k}_stream"]
+            print(f"{LABELS.get(g, g):20s} {k.upper():4s} streaming − offline: WER {st['wer'] - off['wer']:+.3f}, "
+                  f"similarity {st['similarity'] - off['similarity']:+.3f} ({off['utterances']} utterances)")
+
+# %% [markdown]
+# **What the table says.** Read the WER column beside the recordings' column: on every row the system loses more words
+# than the recordings of the same sentences do — that is the distance left to real speech, row by row. The similarity
+# columns tell a kinder story about the voice: the clones sit near their prompt, though below a second recording of
+# the same voice. The last printout is the cost of streaming over the whole split, per voice group: a positive ΔWER
+# means streaming lost words (the paper reports its large model at WER 2.45 streaming vs 2.47 offline on LibriSpeech
+# test-clean). The first-packet column was measured during the evaluation run, on whatever machine ran it.
+
 
 # %% [markdown]
 # ## 7 · Playground
@@ -488,11 +642,12 @@ speak()
 # %% [markdown]
 # ## 8 · Exercises
 #
-# 1. **What does the LM read?** In flow-prompt-only mode (`VoiceReference` without a transcript) the LM gets neither the
-#    prompt nor a speaker tag. Predict its tokens without the pipeline: call `generate` (from `minicosy.lm.generate`)
-#    on the text's ids (`model.text_tokenizer.encode(text)`) with the generator the pipeline uses
-#    (`torch.Generator().manual_seed(0)`), and set `my_tokens` to the list of tokens. The check compares them with what
-#    `synthesize` drew (`model.last_timing.tokens`).
+# 1. **Implement flow-prompt-only synthesis.** Write `my_flow_prompt_only(text, clip)`: the waveform
+#    `model.synthesize(text, clip)` returns for a `VoiceReference` without a transcript, from two lower-level calls.
+#    The LM gets neither prompt nor speaker tag: `generate(model.lm, model.text_tokenizer.encode(text),
+#    generator=torch.Generator().manual_seed(0)).run()` gives its tokens (`generate` is imported from
+#    `minicosy.lm.generate`); `model.tokens_to_audio(tokens, clip)` runs the flow (with the clip as its prompt) and the
+#    vocoder. The check compares your waveform with `synthesize`'s, sample for sample.
 # 2. **Samples per token.** How many 24 kHz samples does one 25 Hz speech token become? Set `samples_per_token`; the
 #    check divides a synthesis by its token count.
 # 3. **Accepted or refused?** For the four prompts in the cell — 0.8 s of the clip; the clip at 8 kHz; the clip with a
@@ -505,12 +660,13 @@ def check(name, ok):
     print(f"{name}: {'not attempted' if ok is None else ('correct' if ok else 'not yet — try again')}")
 
 
-ex_text = held[1]["text"]
+ex_text, ex_clip = held[1]["text"], VoiceReference(voice.audio, voice.sample_rate)  # a clip, no transcript
 
 
-def ex1_ok(my_tokens):
-    model.synthesize(ex_text, VoiceReference(voice.audio, voice.sample_rate), seed=0)
-    return list(my_tokens) == model.last_timing.tokens[0]
+def ex1_ok(my_flow_prompt_only):
+    want, _ = model.synthesize(ex_text, ex_clip, seed=0)
+    got = my_flow_prompt_only(ex_text, ex_clip)
+    return got is not None and np.shape(got) == want.shape and np.array_equal(np.asarray(got), want)
 
 
 def ex2_ok(samples_per_token):
@@ -539,9 +695,12 @@ def ex3_ok(accepted):
 
 # %%
 # NBVAL_CHECK_OUTPUT
-# Exercise 1: replace None with the LM's tokens for ex_text (a list of ints)
-my_tokens = None
-check("exercise 1", None if my_tokens is None else ex1_ok(my_tokens))
+# Exercise 1: replace None with your function, for example
+#   def my_flow_prompt_only(text, clip):
+#       tokens = ...                        # the LM's tokens for text: generate(...).run()
+#       return ...                          # the waveform, float32 (T,)
+my_flow_prompt_only = None
+check("exercise 1", None if my_flow_prompt_only is None else ex1_ok(my_flow_prompt_only))
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -558,8 +717,12 @@ check("exercise 3", None if accepted is None else ex3_ok(accepted))
 # %% jupyter={"source_hidden": true}
 # NBVAL_CHECK_OUTPUT
 # Solutions — try the exercises first.
-# 1: no prompt, no tag: [SOS] text [TASK], then sampling with the seeded generator.
-sol1 = generate(model.lm, model.text_tokenizer.encode(ex_text), generator=torch.Generator().manual_seed(0)).run()
+# 1: no prompt, no tag: [SOS] text [TASK], sampled with the request's seeded generator; then flow + vocoder on the clip.
+def sol1(text, clip, seed=0):
+    tokens = generate(model.lm, model.text_tokenizer.encode(text), generator=torch.Generator().manual_seed(seed)).run()
+    return model.tokens_to_audio(tokens, clip)[0]
+
+
 # 2: 2 mel frames per token (50 Hz / 25 Hz), 480 samples per frame (24 kHz / 50 Hz).
 sol2 = 2 * 480
 # 3: 0.8 s is under the 1 s minimum; 8 kHz is accepted (with a warning); 100 characters in 1.5 s is ~70 a second,
@@ -568,7 +731,9 @@ sol3 = [False, True, False, True]
 results = [ex1_ok(sol1), ex2_ok(sol2), ex3_ok(sol3)]
 for n, ok in enumerate(results, 1):
     check(f"solution {n}", ok)
-assert all(results)
+wrong = [ex1_ok(lambda t, c: sol1(t, c, seed=1)), ex2_ok(480), ex3_ok([True, True, False, True])]
+print("wrong answers accepted:", sum(wrong), "of", len(wrong))
+assert all(results) and not any(wrong)
 
 # %% [markdown]
 # ## Summary
@@ -578,8 +743,18 @@ assert all(results)
 #   clip alone (flow prompt only), a training voice's name (SFT), streaming for any of them.
 # * Independent judges — PocketSphinx WER beside the recordings' WER, Resemblyzer similarity beside two real clips of
 #   one voice — say how far the tiny system is from real speech; `minicosy eval tts` does it for the whole test split.
+# * Three quality floors hold for the trained system and stop a system that learned nothing: the output is audible,
+#   a clone is nearer its own prompt voice than another, and the training voices are read at a bounded WER.
+# * What a listener hears today: the voices are recognisable; on voices never heard in training many words are lost,
+#   flow-prompt-only can read better than ICL, and streaming costs some words.
 # * The same seed gives the same audio; bad input is refused with a message that says what to do, repairable input is
 #   repaired with a warning.
+
+# %% [markdown]
+# ## Where to go from here
 #
-# Where to go from here: `make demo` (the same scenarios, WAVs and a PNG under `out/demo/`), `minicosy synth` /
-# `minicosy stream` on the command line, and the published sizes (the `paper()` presets) on a GPU.
+# * `make demo` — the same scenarios as WAVs and a PNG under `out/demo/`; `minicosy synth` / `minicosy stream` on the
+#   command line; `minicosy eval tts --split test` for the table of section 6 on your own checkpoint.
+# * Notebooks 00–06 open every stage; notebook 06 takes the streaming loop apart.
+# * A larger system: the `small()` presets on one GPU, the published sizes (`paper()`) beyond; the same code, the same
+#   judges, and these floors to start from.
