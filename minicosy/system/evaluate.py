@@ -16,8 +16,8 @@ train split next, then other utterances of the split with a different text), 1�
 with no such utterance is skipped and listed. Three groups of voices:
 
 * ``train_voices`` — the LM's SFT speakers: SFT and ICL;
-* ``held_out_voices`` — ``mbrola_us3`` and ``mbrola_en1``, the zero-shot voices the issue sets
-  targets for: ICL only;
+* ``held_out_voices`` — ``mbrola_us3`` and ``mbrola_en1``, the zero-shot voices the targets are
+  set for: ICL only;
 * ``other_held_out_voices`` — the other voices never heard in training (``pico_en_gb``,
   ``rhvoice_lyubov``): ICL only, reported without a target.
 
@@ -34,7 +34,7 @@ Judges:
 * **streaming vs offline** — the differences of WER and similarity between the two modes of one
   scenario (the paper's "nearly lossless"); both modes use the same seed per request.
 
-Targets (issue 12; in the JSON with ``pass``, the value and its margin): train voices, SFT and
+Targets (in the JSON with ``pass``, the value and its margin): train voices, SFT and
 ICL: WER ≤ 1.5 × recording; held-out ``mbrola_us3``/``mbrola_en1``: WER ≤ 2 × recording and the
 nearest voice is the prompt voice for ≥ 80 % of utterances; streaming vs offline: |ΔWER| ≤ 0.02,
 |Δsimilarity| ≤ 0.02.
@@ -58,11 +58,11 @@ import numpy as np
 
 from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR, FIXTURES_DIR, REPO_ROOT
 
-TARGET_HELD_OUT = ("mbrola_us3", "mbrola_en1")  # the zero-shot voices issue 12 sets targets for
+TARGET_HELD_OUT = ("mbrola_us3", "mbrola_en1")  # the zero-shot voices the targets are set for
 GROUPS = ("train_voices", "held_out_voices", "other_held_out_voices")
 SCENARIOS = ("sft_offline", "sft_stream", "icl_offline", "icl_stream")
 SR = 24000
-WER_RATIO_TRAIN, WER_RATIO_HELD_OUT, NEAREST_RATE, MAX_DELTA = 1.5, 2.0, 0.8, 0.02  # issue 12's targets
+WER_RATIO_TRAIN, WER_RATIO_HELD_OUT, NEAREST_RATE, MAX_DELTA = 1.5, 2.0, 0.8, 0.02  # the targets
 DEFAULT_OUT = REPO_ROOT / "results" / "tts_eval.json"
 
 
@@ -370,7 +370,7 @@ def eval_markdown(result: dict) -> str:
             lines.append(f"| {_LABELS[g]} | {sc.replace('_', ' ')} | {s['utterances']} | {s['wer']:.3f} | "
                          f"{s['recording_wer']:.3f} | {ratio} | {s['similarity']:.3f} | {prompt} | "
                          f"{100 * s['nearest_voice_rate']:.0f} % | {fp} | {s['rtf']:.2f} |")
-    lines += ["", f"Targets (issue 12): {result['targets_passed']} met.", "",
+    lines += ["", f"Targets: {result['targets_passed']} met.", "",
               "| target | voices | scenario | value | limit | met |", "|---|---|---|---:|---:|---|"]
     for t in result["targets"]:
         v = "n/a" if t["value"] is None else f"{t['value']:.3f}"

@@ -270,7 +270,7 @@ class TrainConfig:
     lr_d: float = 2e-4
     betas: tuple = (0.8, 0.99)
     lambda_mel: float = 45.0
-    lambda_mel_full: float = 0.0  # full-band (0–12 kHz) mel L1; the v2 fine-tune turns it on (fullband_log_mel)
+    lambda_mel_full: float = 0.0  # full-band (0–12 kHz) mel L1 (fullband_log_mel); the fine-tune stage turns it on
     lambda_stft: float = 15.0
     lambda_fm: float = 2.0
     lambda_f0: float = 1.0
