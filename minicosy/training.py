@@ -174,6 +174,13 @@ def add_loop_args(p, precision_default: str = "auto") -> None:
     p.add_argument("--workers", type=int, default=None, help="DataLoader worker processes (default 0)")
 
 
+def add_set_arg(p, example: str) -> None:
+    """``--set FIELD=VALUE ...``: override fields of the stage's preset config (:meth:`StageConfig.with_overrides`),
+    e.g. a size probe; the run's checkpoint saves the resulting config, so ``--resume`` needs the same flags."""
+    p.add_argument("--set", nargs="+", default=(), metavar="FIELD=VALUE",
+                   help=f"override config fields of the preset, e.g. --set {example}")
+
+
 def apply_loop_args(args, tc) -> None:
     """Copy the :func:`add_loop_args` flags that were given onto the trainer's config ``tc``."""
     for k in ("precision", "grad_accum", "workers"):

@@ -60,6 +60,17 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, tmp_path):
     assert rc == 2 and err.startswith("minicosy: error:") and err.count("\n") == 1
 
 
+@pytest.mark.parametrize("stage", ["tokenizer", "lm", "flow", "speaker"])
+def test_every_trainer_takes_set_and_refuses_an_unknown_field_before_any_work(stage, capsys, tmp_path):
+    """``--set FIELD=VALUE`` (a size probe) on every stage trained from a preset; a wrong field is one line."""
+    assert "--set" in {o for a in _subparser(f"train {stage}")._actions for o in a.option_strings}
+    rc = main(["train", stage, "--corpus", str(tmp_path / "nothing"), "--out", str(tmp_path / "run"),
+               "--set", "no_such_field=1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--set 'no_such_field=1'" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_group_without_a_command_prints_its_help(capsys):
     assert main(["train"]) == 2
     assert "tokenizer" in capsys.readouterr().out

@@ -64,6 +64,7 @@ from minicosy.training import (
     Loop,
     LoopConfig,
     add_loop_args,
+    add_set_arg,
     apply_loop_args,
     cached_features,
     check_config,
@@ -431,7 +432,7 @@ def _flow_cmd(args) -> int:
 
     torch.set_num_threads(args.threads)
     vocab = SpeechTokenizer.from_pretrained(args.tokenizer, device="cpu").codebook_size
-    cfg = getattr(FlowConfig, args.preset)()
+    cfg = getattr(FlowConfig, args.preset)().with_overrides(args.set)
     cfg.vocab_size = vocab  # the speech codebook of the tokenizer that made the token cache
     tc = FlowTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                             if getattr(args, k) is not None})
@@ -457,7 +458,7 @@ def _flow_cmd(args) -> int:
 
 def _speaker_cmd(args) -> int:
     torch.set_num_threads(args.threads)
-    scfg = getattr(SpeakerConfig, args.preset)()  # tiny (the bare constructor) or paper
+    scfg = getattr(SpeakerConfig, args.preset)().with_overrides(args.set)  # tiny (the bare constructor) or paper
     tc = SpeakerTrainConfig(**{k: getattr(args, k) for k in ("max_steps", "max_minutes", "seed", "lr")
                                if getattr(args, k) is not None})
     apply_loop_args(args, tc)
@@ -484,6 +485,7 @@ def register_cli(groups) -> None:
         p.add_argument("--seed", type=int, default=None)
         p.add_argument("--lr", type=float, default=None,
                        help="peak learning rate of the warm-up + cosine (a resumed run follows the new schedule)")
+        add_set_arg(p, "d_est=192 est_layers=6" if name == "flow" else "channels=192")
         add_loop_args(p, "auto" if name == "flow" else "fp32")
         p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
         p.add_argument("--no-progress", action="store_true")

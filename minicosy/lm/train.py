@@ -50,6 +50,7 @@ from minicosy.training import (
     Loop,
     LoopConfig,
     add_loop_args,
+    add_set_arg,
     apply_loop_args,
     check_config,
     length_batches,
@@ -278,7 +279,7 @@ def _train_cmd(args) -> int:
     if args.preset != "tiny":
         raise ValueError("only --preset tiny trains here: the paper preset (Qwen2.5-0.5B, BPE text) is built and "
                          "costed (benchmarks/lm.py) and loads real weights with TextSpeechLM(..., init_from=dir).")
-    cfg = LMConfig.tiny()
+    cfg = LMConfig.tiny().with_overrides(args.set)
     cfg.codebook_size = SpeechTokenizer.from_pretrained(args.tokenizer, device="cpu").codebook_size
     tc = TrainConfig()
     for k in ("max_steps", "max_minutes", "batch_tokens", "lr", "seed", "eval_every", "p_pair"):
@@ -314,6 +315,7 @@ def register_cli(groups) -> None:
     p.add_argument("--p-pair", type=float, default=None,
                    help=f"share of ICL-shaped examples (two utterances of one voice; default {TrainConfig.p_pair})")
     p.add_argument("--seed", type=int, default=None)
+    add_set_arg(p, "d_model=384 n_layers=6 d_ff=1536")
     add_loop_args(p, TrainConfig.precision)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the CPU is shared)")
     p.add_argument("--no-progress", action="store_true")

@@ -54,6 +54,7 @@ from minicosy.training import (
     Loop,
     LoopConfig,
     add_loop_args,
+    add_set_arg,
     apply_loop_args,
     cached_features,
     check_config,
@@ -367,8 +368,7 @@ def register_cli(groups) -> None:
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
     p.add_argument("--init", default=None, metavar="STEM",
                    help="warm start from an exported tokenizer of the same config (e.g. the committed one)")
-    p.add_argument("--set", nargs="+", default=(), metavar="FIELD=VALUE",
-                   help="override config fields of the preset, e.g. --set d_model=256 enc1_layers=4")
+    add_set_arg(p, "d_model=256 enc1_layers=4")
     p.add_argument("--utterance-cmn", action=argparse.BooleanOptionalAction, default=None,
                    help="subtract each clip's own mean log-mel per bin as well (default: the preset's; tiny: on)")
     p.add_argument("--max-steps", type=int, default=None)
