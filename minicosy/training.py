@@ -90,6 +90,32 @@ def warmup_cosine(step: int, lr: float, warmup: int, max_steps: int, max_minutes
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
+def init_from(model, init, check: Callable | None = None) -> dict:
+    """Warm start ``model`` from an exported checkpoint of the same stage and config (``--init STEM``).
+
+    Every parameter and buffer is copied (a tokenizer's input normalisation too); the step count, the schedule and
+    the optimiser start afresh — a new run, on new data or with a new budget, from trained weights. ``check(meta)``
+    may refuse the export on other grounds (the LM: another text tokenizer) by raising ``ValueError``.
+
+    Returns:
+        ``{"from", "steps", "train_utterances", "minutes"}`` of the export, for the new export's ``trained.init``.
+
+    Raises:
+        ValueError: the export is missing, of another stage, or has another config than ``model``.
+    """
+    src = type(model).from_pretrained(init, device="cpu")
+    if src.cfg != model.cfg:
+        raise ValueError(f"--init {init} has another config ({src.cfg.to_dict()}) than this run "
+                         f"({model.cfg.to_dict()}): a warm start needs the same architecture.")
+    meta = getattr(src, "meta", None) or {}
+    if check is not None:
+        check(meta)
+    model.checkpoint_module().load_state_dict(src.checkpoint_module().state_dict())
+    trained = meta.get("trained") or {}
+    return {"from": str(init), "steps": trained.get("steps"), "train_utterances": trained.get("train_utterances"),
+            "minutes": trained.get("minutes")}
+
+
 def check_config(saved: dict, cfg, config_cls, where, key: str = "config") -> None:
     """Refuse to resume a checkpoint trained with another model config.
 

@@ -163,6 +163,32 @@ def test_train_resume_export(corpus, tmp_path):
                  progress=False, log=lambda m: None)
 
 
+def test_warm_start_from_an_export(corpus, tmp_path):
+    """``init``: a new run (step 0, a new schedule) from an export's weights; another config or other voices
+    (other speaker tags) are refused."""
+    root, tokens = corpus
+    quiet = {"device": "cpu", "tokens": tokens, "progress": False, "log": lambda m: None}
+    tc = TrainConfig(batch_tokens=300, lr=3e-3, warmup=2, max_steps=4, eval_every=4, ckpt_every=4, seed=0)
+    train_lm(micro(), tc, root, tmp_path / "a", export=tmp_path / "a_exp" / "lm", **quiet)
+    start = TextSpeechLM.from_pretrained(tmp_path / "a_exp", device="cpu")
+    tc0 = TrainConfig(batch_tokens=300, lr=0.0, warmup=1, max_steps=2, eval_every=2, ckpt_every=2, seed=0)
+    warm = train_lm(micro(), tc0, root, tmp_path / "b", export=tmp_path / "b_exp" / "lm", init=tmp_path / "a_exp",
+                    **quiet)
+    for (k, a), b in zip(start.state_dict().items(), warm.state_dict().values()):  # lr 0: the init's weights
+        assert torch.equal(a, b), k
+    meta = TextSpeechLM.from_pretrained(tmp_path / "b_exp", device="cpu").meta["trained"]
+    assert meta["steps"] == 2 and meta["init"]["from"] == str(tmp_path / "a_exp") and meta["init"]["steps"] == 4
+    with pytest.raises(ValueError, match="same architecture"):
+        train_lm(micro(d_model=32), tc0, root, tmp_path / "c", init=tmp_path / "a_exp", **quiet)
+    other = tmp_path / "other"
+    other.mkdir()
+    rows = [Utterance(u.id, u.voice.replace("v", "w"), u.text, u.path, u.duration, u.sample_rate, u.split)
+            for u in read_manifest(root / "manifest.jsonl")]
+    write_manifest(other / "manifest.jsonl", rows)
+    with pytest.raises(ValueError, match="same voices"):
+        train_lm(micro(), tc0, other, tmp_path / "d", init=tmp_path / "a_exp", **quiet)
+
+
 def test_cli_registered():
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers()
@@ -170,7 +196,8 @@ def test_cli_registered():
     register_cli(groups)
     args = parser.parse_args(["train", "lm", "--preset", "tiny", "--max-steps", "5", "--max-minutes", "1",
                               "--threads", "1", "--device", "cpu", "--out", "x", "--export", "y", "--resume"])
-    assert args.max_steps == 5 and args.resume and args.func.__name__ == "_train_cmd"
+    assert args.max_steps == 5 and args.resume and args.func.__name__ == "_train_cmd" and args.init is None
+    assert parser.parse_args(["train", "lm", "--init", "x/lm"]).init == "x/lm"
     from minicosy.lm.evaluate import register_cli as reg_eval
     reg_eval(groups)
     args = parser.parse_args(["eval", "lm", "--n", "3"])

@@ -53,6 +53,7 @@ from minicosy.training import (
     add_set_arg,
     apply_loop_args,
     check_config,
+    init_from,
     length_batches,
     warmup_cosine,
 )
@@ -210,7 +211,7 @@ def load_lm_corpus(corpus, tokens: dict, cfg: LMConfig, tc: TrainConfig):
 
 def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resume: bool = False,
              export: str | Path | None = None, tokens: dict | None = None, progress: bool = True,
-             log=print) -> TextSpeechLM:
+             log=print, init: str | Path | None = None) -> TextSpeechLM:
     """Train on the ``train`` split of ``corpus``, validate on ``valid``; returns the final model.
 
     The loop (budgets, resume, devices, DDP) is :class:`minicosy.training.Loop`; here are the data
@@ -219,6 +220,8 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
     Args:
         tokens: ``{utt id: LongTensor}``; default :func:`load_token_cache` of the corpus.
         export: stem of the exported best-valid model (``lm.safetensors`` + ``lm.json``).
+        init: an exported LM of the same config and text tokenizer (speaker tags included) to start from — a warm
+            start (:func:`minicosy.training.init_from`): e.g. a size probe continued with a longer schedule.
     """
     loop = Loop(LoopConfig.of(tc, device=device, progress=progress, desc="lm"), run_dir, log)
     if tokens is None:
@@ -229,6 +232,14 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
              f"valid: {len(valid_ex)} utts")
     model = TextSpeechLM(cfg).to(loop.device)
     loop.log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, device {loop.device}")
+    warm = None
+    if init is not None:
+        def same_text_units(meta: dict) -> None:
+            if meta.get("text_tokenizer") != tokenizer.to_dict():
+                raise ValueError(f"--init {init} was trained with other text units or speaker tags than this corpus "
+                                 "gives: a warm start needs the same voices (the tags are the voices' ids).")
+        warm = init_from(model, init, check=same_text_units)
+        loop.log(f"warm start from {init} ({warm['steps']} steps, {warm['minutes']} min)")
 
     def batches(epoch: int) -> list:
         rng = random.Random(tc.seed * 100003 + epoch)  # layouts and tags of this epoch
@@ -247,7 +258,8 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
                 model.save_pretrained(export, text_tokenizer=tokenizer.to_dict(), dtype=dtype, extra={"trained": {
                     "steps": state["step"], "minutes": row["minutes"], "device": str(loop.device),
                     "train_utterances": len(train), "train_voices": voices, "best_valid": row,
-                    "train_config": asdict(tc), "history": state["history"] + [row]}})
+                    "train_config": asdict(tc), "history": state["history"] + [row],
+                    **({"init": warm} if warm else {})}})
         return row
 
     def on_resume(saved: dict) -> None:
@@ -293,7 +305,7 @@ def _train_cmd(args) -> int:
         from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
         tokens = load_token_cache(args.corpus, args.tokenizer)
     train_lm(cfg, tc, args.corpus, out, device=args.device, resume=args.resume, export=export, tokens=tokens,
-             progress=not args.no_progress)
+             progress=not args.no_progress, init=args.init)
     return 0
 
 
@@ -306,6 +318,8 @@ def register_cli(groups) -> None:
     p.add_argument("--export", default=None, help="stem of the exported best-valid model "
                    "(default data/pretrained/<preset>/lm)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--init", default=None, metavar="STEM",
+                   help="warm start from an exported LM of the same config and voices (a new schedule)")
     p.add_argument("--tokenizer", default=None, help="speech tokenizer stem (default: the committed tiny FSQ)")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-minutes", type=float, default=None)

@@ -58,6 +58,7 @@ from minicosy.training import (
     apply_loop_args,
     cached_features,
     check_config,
+    init_from,
     length_batches,
     warmup_cosine,
 )
@@ -262,25 +263,6 @@ def validate(model: SpeechTokenizer, valid_sub: list[dict], train_voices, step: 
     return {"step": step, "cer_train_voices": cer(valid_sub, res, set(train_voices)),
             "cer_heldout_voices": cer(valid_sub, res, set(held)), "utilisation": usage["utilisation"],
             "perplexity": usage["perplexity"]}
-
-
-def init_from(model: SpeechTokenizer, init: str | Path) -> dict:
-    """Load the weights (and input normalisation) of an exported tokenizer into ``model``: a warm start.
-
-    Returns:
-        ``{"from": path, "steps": its training steps, "train_utterances": ...}`` for the export's notes.
-
-    Raises:
-        ValueError: the export has another architecture than ``model`` (a warm start needs the same config).
-    """
-    src = SpeechTokenizer.from_pretrained(init, device="cpu")
-    if src.cfg != model.cfg:
-        raise ValueError(f"--init {init} has another config ({src.cfg.to_dict()}) than this run "
-                         f"({model.cfg.to_dict()}): a warm start needs the same architecture.")
-    model.load_state_dict(src.state_dict())
-    trained = (getattr(src, "meta", None) or {}).get("trained") or {}
-    return {"from": str(init), "steps": trained.get("steps"), "train_utterances": trained.get("train_utterances"),
-            "minutes": trained.get("minutes")}
 
 
 def train_tokenizer(cfg: SpeechTokenizerConfig, tc: TrainConfig, manifest, run_dir, device=None,
