@@ -229,6 +229,32 @@ def test_token_cer_evaluation_on_fixtures(tmp_path):
         assert 0.0 <= row["length_ratio_in_range"] <= 1.0
 
 
+@pytest.mark.slow  # two token caches of the fixture clips and a micro LM scored: ~15 s
+def test_eval_lm_cli_reads_the_cache_of_the_tokenizer_it_is_given(tmp_path, capsys):
+    """``minicosy eval lm --tokenizer X`` scores the tokens X made: a cache made by another tokenizer is refused in
+    one line (it used to be checked against the default tokenizer whatever ``--tokenizer`` said)."""
+    from minicosy.speech_tokenizer.corpus_tokens import build_token_cache
+    from minicosy.system.cli import main
+    from minicosy.utils import REPO_ROOT
+
+    v3 = REPO_ROOT / "data" / "pretrained" / "candidates_v3" / "speech_tokenizer"
+    rows = [Utterance(u.id, u.voice, u.text, str(u.audio_path(FIXTURES_DIR)), u.duration, u.sample_rate, u.split)
+            for u in read_manifest(FIXTURES_DIR) if u.split == "test"]
+    write_manifest(tmp_path / "manifest.jsonl", rows)
+    build_token_cache(tmp_path, v3, device="cpu", progress=False)
+    tok = CharTokenizer(sorted({u.voice for u in rows}), max_speakers=64)
+    torch.manual_seed(0)
+    lm = TextSpeechLM(micro(codebook_size=243, text_vocab_size=tok.vocab_size, max_token_text_ratio=1.0)).eval()
+    lm.save_pretrained(tmp_path / "lm", text_tokenizer=tok.to_dict())
+    argv = ["eval", "lm", "--lm", str(tmp_path / "lm"), "--corpus", str(tmp_path), "--split", "test", "--n", "1",
+            "--device", "cpu"]
+    assert main([*argv, "--tokenizer", str(v3)]) == 0
+    assert '"token_cer"' in capsys.readouterr().out
+    assert main(argv) == 2  # the default (v2) tokenizer did not make this cache
+    err = capsys.readouterr().err
+    assert "another speech tokenizer" in err and err.count("\n") == 1
+
+
 def test_length_share_counts_utterances_in_range():
     from minicosy.lm.evaluate import length_share
     gts = [list(range(10))] * 4

@@ -129,7 +129,9 @@ def _eval_cmd(args) -> int:
     torch.set_num_threads(args.threads)
     model = TextSpeechLM.from_pretrained(args.lm, device=args.device)
     st = SpeechTokenizer.from_pretrained(args.tokenizer, device=args.device)
-    res = evaluate_lm(model, args.corpus, st, n=args.n, split=args.split, seed=args.seed)
+    from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
+    tokens = load_token_cache(args.corpus, args.tokenizer)  # the cache of the tokenizer given, checked
+    res = evaluate_lm(model, args.corpus, st, tokens=tokens, n=args.n, split=args.split, seed=args.seed)
     text = json.dumps(res, indent=1)
     print(text)
     if args.out:
