@@ -49,7 +49,7 @@ from minicosy.data.manifest import manifest_root, read_manifest
 from minicosy.judges import intelligibility, wer
 from minicosy.lm.generate import generate
 from minicosy.system.demo import demo_items
-from minicosy.system.evaluate import checkpoint_info, cosine, embed
+from minicosy.system.evaluate import checkpoint_info, cosine, embed, scenario_table
 from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, REPO_ROOT
 
 CHECKPOINT = REPO_ROOT / (os.environ.get("MINICOSY_CHECKPOINT") or DEFAULT_CHECKPOINT)  # relative: from the repo root
@@ -535,23 +535,6 @@ else:
 EVAL = REPO_ROOT / "results" / "tts_eval.json"
 LABELS = {"train_voices": "training voices", "held_out_voices": "held out: us3, en1",
           "other_held_out_voices": "held out: others"}
-
-
-def eval_table(result):
-    # the per-group, per-scenario table of an evaluation, as markdown
-    out = ["| voices | scenario | utt. | WER | recordings' WER | similarity | to the prompt (recording) | nearest = own "
-           "| first packet (s) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for g, by_sc in result["groups"].items():
-        for sc, s in by_sc.items():
-            prompt = (f"{s['similarity_to_prompt']:.2f} ({s['recording_similarity_to_prompt']:.2f})"
-                      if "similarity_to_prompt" in s else "—")
-            fp = "—" if s.get("first_packet_s") is None else f"{s['first_packet_s']:.2f}"
-            out.append(f"| {LABELS.get(g, g)} | {sc.replace('_', ' ')} | {s['utterances']} | {s['wer']:.2f} | "
-                       f"{s['recording_wer']:.2f} | {s['similarity']:.2f} | {prompt} | "
-                       f"{100 * s['nearest_voice_rate']:.0f} % | {fp} |")
-    return "\n".join(out)
-
-
 result = json.loads(EVAL.read_text()) if EVAL.is_file() else None
 same = result is not None and (REPO_ROOT / result["checkpoint"].get("path", "")).resolve() == CHECKPOINT.resolve()
 if result is None:
@@ -564,7 +547,7 @@ else:
     print(f"{EVAL.relative_to(REPO_ROOT)}: split {result['split']}, {result['per_voice']} sentences per voice, "
           f"checkpoint {result['checkpoint']['path']}, random-init stages: "
           f"{result['checkpoint']['untrained_stages'] or 'none'}")
-    display(Markdown(eval_table(result)))
+    display(Markdown("\n".join(scenario_table(result))))
     G = result["groups"]
     for g, by_sc in G.items():
         for sc, s in by_sc.items():

@@ -357,8 +357,8 @@ _LABELS = {
 }
 
 
-def eval_markdown(result: dict) -> str:
-    """The four-scenario table (one row per voice group and scenario) and the targets."""
+def scenario_table(result: dict) -> list[str]:
+    """The four-scenario table of :func:`evaluate_system`'s result, one markdown row per voice group and scenario."""
     lines = [("| voices | scenario | utt. | WER | recording WER | WER / rec. | similarity | sim. to prompt (rec.) | "
               "nearest = target | first packet s | RTF |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for g, by_sc in result["groups"].items():
@@ -370,6 +370,12 @@ def eval_markdown(result: dict) -> str:
             lines.append(f"| {_LABELS[g]} | {sc.replace('_', ' ')} | {s['utterances']} | {s['wer']:.3f} | "
                          f"{s['recording_wer']:.3f} | {ratio} | {s['similarity']:.3f} | {prompt} | "
                          f"{100 * s['nearest_voice_rate']:.0f} % | {fp} | {s['rtf']:.2f} |")
+    return lines
+
+
+def eval_markdown(result: dict) -> str:
+    """The four-scenario table (:func:`scenario_table`) and the targets."""
+    lines = scenario_table(result)
     lines += ["", f"Targets: {result['targets_passed']} met.", "",
               "| target | voices | scenario | value | limit | met |", "|---|---|---|---:|---:|---|"]
     for t in result["targets"]:
