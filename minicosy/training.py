@@ -107,7 +107,7 @@ def init_from(model, init, check: Callable | None = None) -> dict:
     if src.cfg != model.cfg:
         raise ValueError(f"--init {init} has another config ({src.cfg.to_dict()}) than this run "
                          f"({model.cfg.to_dict()}): a warm start needs the same architecture.")
-    meta = getattr(src, "meta", None) or {}
+    meta = src.meta  # from_pretrained sets it
     if check is not None:
         check(meta)
     model.checkpoint_module().load_state_dict(src.checkpoint_module().state_dict())
