@@ -90,12 +90,14 @@ def warmup_cosine(step: int, lr: float, warmup: int, max_steps: int, max_minutes
     return lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
 
 
-def init_from(model, init, check: Callable | None = None) -> dict:
+def init_from(model, init, check: Callable | None = None, may_differ: tuple = ()) -> dict:
     """Warm start ``model`` from an exported checkpoint of the same stage and config (``--init STEM``).
 
     Every parameter and buffer is copied (a tokenizer's input normalisation too); the step count, the schedule and
     the optimiser start afresh — a new run, on new data or with a new budget, from trained weights. ``check(meta)``
     may refuse the export on other grounds (the LM: another text tokenizer) by raising ``ValueError``.
+    ``may_differ`` names config fields that change no parameter shape and may differ (the flow's
+    ``prompt_lookahead``: a mask, not a weight); the run keeps its own value.
 
     Returns:
         ``{"from", "steps", "train_utterances", "minutes"}`` of the export, for the new export's ``trained.init``.
@@ -104,7 +106,10 @@ def init_from(model, init, check: Callable | None = None) -> dict:
         ValueError: the export is missing, of another stage, or has another config than ``model``.
     """
     src = type(model).from_pretrained(init, device="cpu")
-    if src.cfg != model.cfg:
+    def shape_fields(cfg) -> dict:
+        return {k: v for k, v in cfg.to_dict().items() if k not in may_differ}
+
+    if shape_fields(src.cfg) != shape_fields(model.cfg):
         raise ValueError(f"--init {init} has another config ({src.cfg.to_dict()}) than this run "
                          f"({model.cfg.to_dict()}): a warm start needs the same architecture.")
     meta = src.meta  # from_pretrained sets it

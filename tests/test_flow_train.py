@@ -189,6 +189,34 @@ def test_train_flow_resume_export(corpus, tmp_path):
                    progress=False, log=lambda m: None)
 
 
+def test_train_flow_warm_start_across_prompt_lookahead(corpus, tmp_path):
+    """--init copies every weight of an export of the same sizes, even one trained with the other prompt
+    lookahead (a mask, not a weight); the run keeps its own lookahead, and other sizes are refused."""
+    from minicosy.speech_tokenizer.corpus_tokens import build_token_cache
+    from minicosy.speech_tokenizer.model import SpeechTokenizer
+
+    build_token_cache(corpus, progress=False)
+    vocab = SpeechTokenizer.from_pretrained(device="cpu").codebook_size
+    torch.manual_seed(0)
+    spk = SpeakerEncoder(SpeakerConfig.tiny(emb_dim=8, channels=16))
+    src = ChunkAwareFlow(micro(vocab_size=vocab, prompt_lookahead="cross"))
+    src.save_pretrained(tmp_path / "src" / "flow", extra={"trained": {"steps": 7, "minutes": 1.0}})
+    tc = FlowTrainConfig(max_steps=1, eval_every=1, ckpt_every=1, batch_frames=500, n_valid=2, warmup=1, lr=0.0)
+    model = train_flow(micro(vocab_size=vocab, prompt_lookahead="clip"), tc, corpus / "manifest.jsonl",
+                       tmp_path / "run", speaker=spk, device="cpu", progress=False, log=lambda m: None,
+                       init=tmp_path / "src" / "flow", export=tmp_path / "out" / "flow")
+    assert model.cfg.prompt_lookahead == "clip"
+    theirs = ChunkAwareFlow.from_pretrained(tmp_path / "src", device="cpu").state_dict()  # as saved (maybe fp16)
+    for name, w in model.state_dict().items():
+        if name not in ("mel_mean", "mel_std"):  # recomputed from this run's mels
+            assert torch.allclose(w.float(), theirs[name].float()), name
+    meta = json.loads((tmp_path / "out" / "flow.json").read_text())
+    assert meta["trained"]["init"]["steps"] == 7
+    with pytest.raises(ValueError, match="another config"):
+        train_flow(micro(vocab_size=vocab, d_est=32), tc, corpus / "manifest.jsonl", tmp_path / "r2", speaker=spk,
+                   device="cpu", progress=False, log=lambda m: None, init=tmp_path / "src" / "flow")
+
+
 def test_heldout_voices_never_train():
     assert is_heldout("mbrola_us3") and is_heldout("pico_en_gb") and not is_heldout("flite_awb_p+2")
     assert not is_heldout("flite_slt")

@@ -103,6 +103,39 @@ def test_icl_pairs_join_two_utterances_of_one_voice(corpus):
     assert 0 < sum("+" in d["id"] for d in some) < len(data)
 
 
+def test_robust_pairs_two_prompts_and_noisy_prompts_without_loss(corpus):
+    """Two-utterance prompts join like one-utterance ones; a noisy prompt's tokens are partly random
+    codes and none of them is a target (the continuation's are, all of them)."""
+    root, tokens = corpus
+    tok = CharTokenizer(["v0", "v1"], max_speakers=8)
+    data = load_lm_data(root, "train", tokens, tok)
+    by_id = {d["id"]: d for d in data}
+    space = tok.encode(" ")
+    two = pair_examples(data, tok, random.Random(0), 1.0, p_two=1.0)
+    for d in two:
+        ids = d["id"].split("+")
+        assert len(ids) == 3 and len(set(ids)) == 3 and {by_id[i]["voice"] for i in ids} == {d["voice"]}
+        assert d["text_ids"] == sum((by_id[i]["text_ids"] + space for i in ids[:2]), []) + by_id[ids[2]]["text_ids"]
+        assert d["speech"] == sum((by_id[i]["speech"] for i in ids), [])
+    with pytest.raises(ValueError, match="codebook_size"):
+        pair_examples(data, tok, random.Random(0), 1.0, p_noisy=1.0)
+    cfg = micro()
+    noisy = pair_examples(data, tok, random.Random(0), 1.0, p_noisy=1.0, noise=(0.5, 0.5),
+                          codebook_size=cfg.codebook_size)
+    changed = total = 0
+    for d in noisy:
+        a, b = (by_id[i] for i in d["id"].split("+"))
+        assert d["n_masked"] == len(a["speech"]) and d["speech"][len(a["speech"]):] == b["speech"]
+        changed += sum(x != y for x, y in zip(d["speech"], a["speech"]))
+        total += len(a["speech"])
+        for streaming in (0.0, 1.0):
+            inputs, targets = make_example(d, tok, cfg, random.Random(0), streaming, 0.0)
+            speech_targets = [t[1] for t in targets if t is not None and t[0] == "speech"]
+            assert speech_targets == b["speech"]  # the prompt's (noisy) tokens are never targets
+            assert [i[1] for i in inputs if i[0] == "speech"] == d["speech"]
+    assert 0.3 < changed / total < 0.6  # about half, less the random codes that hit the original one
+
+
 def test_resume_with_other_pairs_restarts_the_best(corpus, tmp_path):
     """The validation set depends on p_pair: a run resumed with another p_pair must not compare its
     valid loss with the old best (it would never export)."""

@@ -68,6 +68,7 @@ from minicosy.training import (
     apply_loop_args,
     cached_features,
     check_config,
+    init_from,
     length_batches,
     warmup_cosine,
 )
@@ -262,7 +263,7 @@ def mel_stats(model, data: list[dict]) -> None:
 
 def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=None, tokens: dict | None = None,
                device=None, resume: bool = False, export: str | Path | None = None, progress: bool = True,
-               log=print) -> ChunkAwareFlow:
+               log=print, init: str | Path | None = None) -> ChunkAwareFlow:
     """Train the flow on ``train`` (valid loss on ``valid``), checkpoint to ``run_dir/ckpt.pt``.
 
     The loop is :class:`minicosy.training.Loop`; here are the data, :func:`flow_loss` and the export.
@@ -271,6 +272,9 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
         speaker: a :class:`SpeakerEncoder`, its path, or ``None`` (the committed ``speaker`` model).
         tokens: ``{utt id: ids}``; ``None`` reads the corpus's token cache (``minicosy data tokens``).
         export: stem of the exported model (``save_pretrained``: fp16 only if outputs stay the same).
+        init: an exported flow of the same sizes to start from (:func:`minicosy.training.init_from`), e.g. the
+            previous corpus's flow continued on new tokens; its ``prompt_lookahead`` may differ (a mask, not a
+            weight: the run trains with ``cfg``'s). The mel statistics are recomputed from this run's data.
     """
     from minicosy.speech_tokenizer.corpus_tokens import load_token_cache
 
@@ -281,6 +285,10 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
     train, valid = load_flow_data(cfg, tc, manifest, tokens, spk_enc)
     loop.log(f"train: {len(train)} utts, {sum(d['mel'].shape[1] for d in train) / 180000:.2f} h; valid: {len(valid)}")
     model = ChunkAwareFlow(cfg).to(loop.device)
+    warm = None
+    if init is not None:
+        warm = init_from(model, init, may_differ=("prompt_lookahead",))
+        loop.log(f"warm start from {init} ({warm['steps']} steps, {warm['minutes']} min)")
     mel_stats(model, train)
     opt = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay, betas=(0.9, 0.98))
     loop.log(f"model: {model.num_parameters() / 1e6:.2f} M parameters, vocab {cfg.vocab_size}, device {loop.device}")
@@ -308,7 +316,7 @@ def train_flow(cfg: FlowConfig, tc: FlowTrainConfig, manifest, run_dir, speaker=
         stem = model.save_pretrained(export, extra={"trained": {
             "steps": state["step"], "minutes": round(state["elapsed"] / 60, 1), "device": str(loop.device),
             "train_utterances": len(train), "last_valid": state["history"][-1], "train_config": asdict(tc),
-            "history": list(state["history"])}})
+            "history": list(state["history"]), **({"init": warm} if warm else {})}})
         loop.log(f"exported {stem}.safetensors / .json ({json.loads(stem.with_suffix('.json').read_text())['dtype']})")
     return model
 
@@ -452,6 +460,7 @@ def _flow_cmd(args) -> int:
         resume=args.resume,
         export=export,
         progress=not args.no_progress,
+        init=args.init,
     )
     return 0
 
@@ -493,4 +502,6 @@ def register_cli(groups) -> None:
             p.add_argument("--speaker", default=None,
                            help="speaker encoder stem (default data/pretrained/<preset>/speaker)")
             p.add_argument("--tokenizer", default=None, help="speech tokenizer whose codebook size is the vocab")
+            p.add_argument("--init", default=None, metavar="STEM",
+                           help="warm start from an exported flow of the same sizes (a new schedule)")
         p.set_defaults(func=func)

@@ -16,6 +16,14 @@ example is drawn afresh every epoch:
   relies on long multi-sentence training utterances for this; a corpus of 2–4 s single sentences
   never shows the model a second sentence after a first one, and zero-shot prompts then derail
   (measured: token CER 0.72 on held-out prompt voices at 49 min without pairs, vs 0.36 for SFT).
+* **robust ICL pairs** — a pair's prompt is sometimes *two* earlier utterances of the voice
+  (``p_two_prompts``: prompts of one to three sentences, about 2–9 s, as users' prompts vary), and
+  sometimes *noisy* (``p_noisy_prompt``): a share drawn from ``prompt_noise`` of its tokens replaced
+  by random codes, with no loss on the prompt's speech (the model must not learn to emit noise).
+  This stands in for the prompt of a voice the tokenizer never heard, whose tokens are less
+  regular than a training voice's: the continuation must follow the text, not derail after
+  an unusual prompt. A cheap proxy for tokenising augmented audio, which would cost a second
+  token cache.
 
 Training: length-bucketed batches (``batch_tokens`` padded positions), AdamW [2] with weight decay,
 linear warm-up then cosine decay to 10% (over ``max_steps`` or ``max_minutes``, whichever runs
@@ -74,6 +82,9 @@ class TrainConfig:
     p_streaming: float = 0.5  # streaming layout where allowed [CV2 §2.3]
     p_speaker_tag: float = 0.5  # speaker tag before the text (SFT) vs none (ICL-style)
     p_pair: float = 0.5  # two utterances of one voice joined (ICL-shaped examples); see the module docstring
+    p_two_prompts: float = 0.3  # of the pairs: the prompt is two utterances (a longer prompt)
+    p_noisy_prompt: float = 0.3  # of the pairs: prompt tokens partly randomised, no loss on them
+    prompt_noise: tuple = (0.05, 0.3)  # share of a noisy prompt's tokens replaced, drawn uniformly
     n_valid: int = 300
     seed: int = 0
     precision: str = "auto"  # bf16 autocast on CUDA, fp32 on CPU (minicosy.training.LoopConfig)
@@ -94,14 +105,22 @@ def load_lm_data(corpus, split: str, tokens: dict, tokenizer: CharTokenizer) -> 
     return out
 
 
-def pair_examples(data: list[dict], tokenizer: CharTokenizer, rng: random.Random, p_pair: float) -> list[dict]:
-    """``data`` with each item, with probability ``p_pair``, preceded by another utterance of its voice.
+def pair_examples(data: list[dict], tokenizer: CharTokenizer, rng: random.Random, p_pair: float,
+                  p_two: float = 0.0, p_noisy: float = 0.0, noise: tuple = (0.05, 0.3),
+                  codebook_size: int | None = None) -> list[dict]:
+    """``data`` with each item, with probability ``p_pair``, preceded by other utterances of its voice.
 
     The joined item reads ``text_a + " " + text_b`` (the same space :func:`encode_icl` puts between
     an ICL prompt transcript and the text) and ``speech_a + speech_b``; the others are unchanged.
+    With probability ``p_two`` a pair's prompt is two utterances ``a1 a2`` (same joins). With
+    probability ``p_noisy`` the prompt's tokens are corrupted: each is replaced by a random code
+    (``0 .. codebook_size - 1``) with a probability drawn from ``noise``, and the item carries
+    ``n_masked`` = the prompt's length, the speech targets :func:`make_example` leaves without loss.
     """
     if p_pair <= 0:
         return data
+    if p_noisy > 0 and not codebook_size:
+        raise ValueError("pair_examples: noisy prompts need codebook_size (the range of the random codes).")
     by_voice: dict[str, list[dict]] = {}
     for d in data:
         by_voice.setdefault(d["voice"], []).append(d)
@@ -110,11 +129,24 @@ def pair_examples(data: list[dict], tokenizer: CharTokenizer, rng: random.Random
     for d in data:
         others = by_voice[d["voice"]]
         if len(others) > 1 and rng.random() < p_pair:
-            a = others[rng.randrange(len(others))]
-            while a is d:
+            n_prompt = 2 if p_two > 0 and len(others) > 2 and rng.random() < p_two else 1
+            prompt = []
+            while len(prompt) < n_prompt:
                 a = others[rng.randrange(len(others))]
-            d = {"id": f"{a['id']}+{d['id']}", "voice": d["voice"], "text_ids": a["text_ids"] + space + d["text_ids"],
-                 "speech": a["speech"] + d["speech"]}
+                if a is not d and all(a is not q for q in prompt):
+                    prompt.append(a)
+            text, speech = [], []
+            for a in prompt:
+                text += a["text_ids"] + space
+                speech += a["speech"]
+            item = {"id": "+".join([a["id"] for a in prompt] + [d["id"]]), "voice": d["voice"],
+                    "text_ids": text + d["text_ids"], "speech": speech + d["speech"]}
+            if p_noisy > 0 and rng.random() < p_noisy:
+                rate = rng.uniform(*noise)
+                item["speech"] = [rng.randrange(codebook_size) if rng.random() < rate else s for s in speech] + \
+                    d["speech"]
+                item["n_masked"] = len(speech)
+            d = item
         out.append(d)
     return out
 
@@ -126,7 +158,16 @@ def make_example(d: dict, tokenizer: CharTokenizer, cfg: LMConfig, rng: random.R
     if d["voice"] in tokenizer.speakers and rng.random() < p_tag:
         text = [tokenizer.speaker_id(d["voice"])] + text
     streaming = use_streaming(len(text), len(d["speech"]), rng, p_streaming, n=cfg.mix_n, m=cfg.mix_m)
-    return build_sequence(text, d["speech"], streaming, cfg.mix_n, cfg.mix_m)
+    inputs, targets = build_sequence(text, d["speech"], streaming, cfg.mix_n, cfg.mix_m)
+    masked = d.get("n_masked", 0)  # a noisy prompt: its speech tokens are inputs, not targets
+    if masked:
+        seen = 0
+        for i, t in enumerate(targets):
+            if t is not None and t[0] == "speech":
+                if seen < masked:
+                    targets[i] = None
+                seen += 1
+    return inputs, targets
 
 
 make_batches = length_batches  # batches of at most ``batch_tokens`` padded positions
@@ -141,12 +182,20 @@ def fixed_examples(data: list[dict], tokenizer, cfg: LMConfig, tc: TrainConfig) 
     """Validation examples with pairs, layouts and tags drawn once (seed 0): comparable across steps."""
     rng = random.Random(0)
     return [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag)
-            for d in pair_examples(data, tokenizer, rng, tc.p_pair)]
+            for d in pair_examples(data, tokenizer, rng, tc.p_pair, *_robust(tc, cfg))]
+
+
+def _robust(tc: TrainConfig, cfg: LMConfig) -> tuple:
+    """The robust-pair arguments of :func:`pair_examples` from the train config."""
+    return tc.p_two_prompts, tc.p_noisy_prompt, tuple(tc.prompt_noise), cfg.codebook_size
 
 
 def valid_key(tc: TrainConfig) -> str:
     """What the validation set depends on: a resumed run whose key differs restarts its best-so-far."""
-    return f"n={tc.n_valid},seed={tc.seed},pairs={tc.p_pair}"
+    key = f"n={tc.n_valid},seed={tc.seed},pairs={tc.p_pair}"
+    if tc.p_two_prompts or tc.p_noisy_prompt:  # runs before robust pairs existed keep their key
+        key += f",two={tc.p_two_prompts},noisy={tc.p_noisy_prompt},noise={tuple(tc.prompt_noise)}"
+    return key
 
 
 @torch.no_grad()
@@ -244,7 +293,7 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
     def batches(epoch: int) -> list:
         rng = random.Random(tc.seed * 100003 + epoch)  # layouts and tags of this epoch
         examples = [make_example(d, tokenizer, cfg, rng, tc.p_streaming, tc.p_speaker_tag)
-                    for d in pair_examples(train, tokenizer, rng, tc.p_pair)]
+                    for d in pair_examples(train, tokenizer, rng, tc.p_pair, *_robust(tc, cfg))]
         return [[examples[i] for i in b]
                 for b in make_batches([len(e[0]) for e in examples], tc.batch_tokens, tc.seed * 1000 + epoch)]
 
@@ -265,7 +314,8 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
     def on_resume(saved: dict) -> None:
         check_config(saved, cfg, LMConfig, loop.ckpt)
         # checkpoints written before ICL pairs existed validated on single utterances
-        key = saved["state"].get("valid_key", valid_key(TrainConfig(n_valid=tc.n_valid, seed=tc.seed, p_pair=0.0)))
+        key = saved["state"].get("valid_key", valid_key(TrainConfig(n_valid=tc.n_valid, seed=tc.seed, p_pair=0.0,
+                                                                    p_two_prompts=0.0, p_noisy_prompt=0.0)))
         if key != valid_key(tc):  # e.g. resumed with --p-pair: the valid set changed
             loop.log(f"validation set changed ({key} → {valid_key(tc)}): the best-so-far restarts")
             saved["state"].update(best=None, valid_key=valid_key(tc))
@@ -294,7 +344,8 @@ def _train_cmd(args) -> int:
     cfg = LMConfig.tiny().with_overrides(args.set)
     cfg.codebook_size = SpeechTokenizer.from_pretrained(args.tokenizer, device="cpu").codebook_size
     tc = TrainConfig()
-    for k in ("max_steps", "max_minutes", "batch_tokens", "lr", "seed", "eval_every", "p_pair"):
+    for k in ("max_steps", "max_minutes", "batch_tokens", "lr", "seed", "eval_every", "p_pair", "p_two_prompts",
+              "p_noisy_prompt"):
         if getattr(args, k) is not None:
             setattr(tc, k, getattr(args, k))
     apply_loop_args(args, tc)
@@ -328,6 +379,11 @@ def register_cli(groups) -> None:
     p.add_argument("--eval-every", type=int, default=None)
     p.add_argument("--p-pair", type=float, default=None,
                    help=f"share of ICL-shaped examples (two utterances of one voice; default {TrainConfig.p_pair})")
+    p.add_argument("--p-two-prompts", type=float, default=None,
+                   help=f"share of the pairs whose prompt is two utterances (default {TrainConfig.p_two_prompts})")
+    p.add_argument("--p-noisy-prompt", type=float, default=None,
+                   help=f"share of the pairs whose prompt tokens are partly random codes, with no loss on them "
+                        f"(default {TrainConfig.p_noisy_prompt}; 0 and --p-two-prompts 0 = plain pairs)")
     p.add_argument("--seed", type=int, default=None)
     add_set_arg(p, "d_model=384 n_layers=6 d_ff=1536")
     add_loop_args(p, TrainConfig.precision)
