@@ -130,9 +130,12 @@ _CACHE: dict = {}
 def _basis_and_window(cfg: MelConfig, device: torch.device, dtype: torch.dtype):
     key = (cfg, str(device), dtype)
     if key not in _CACHE:
-        basis = torch.from_numpy(_mel_basis_np(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax))
-        window = torch.hann_window(cfg.win_length, periodic=True)
-        _CACHE[key] = (basis.to(device=device, dtype=dtype), window.to(device=device, dtype=dtype))
+        # built as normal tensors even when the first call is under torch.inference_mode (synthesis):
+        # an inference tensor in the cache would break every later training step that uses it
+        with torch.inference_mode(False):
+            basis = torch.from_numpy(_mel_basis_np(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax))
+            window = torch.hann_window(cfg.win_length, periodic=True)
+            _CACHE[key] = (basis.to(device=device, dtype=dtype), window.to(device=device, dtype=dtype))
     return _CACHE[key]
 
 

@@ -54,6 +54,20 @@ def test_log_mel_is_differentiable():
     assert wav.grad is not None and torch.isfinite(wav.grad).all()
 
 
+def test_log_mel_after_a_first_call_under_inference_mode_still_trains():
+    """The cached mel basis and window are normal tensors even if synthesis (inference mode) built them:
+    a training step afterwards must still backpropagate (it raised "Inference tensors cannot be saved")."""
+    import minicosy.audio as audio
+
+    audio._CACHE.clear()
+    wav = torch.from_numpy(_tone(24000, 0.5))
+    with torch.inference_mode():
+        log_mel(wav)
+    wav = wav.clone().requires_grad_(True)
+    log_mel(wav).mean().backward()
+    assert wav.grad is not None and torch.isfinite(wav.grad).all()
+
+
 @pytest.mark.gpu
 def test_log_mel_on_cuda_matches_cpu():
     wav = torch.from_numpy(_tone(24000, 1.0))
