@@ -255,7 +255,8 @@ def test_token_cer_evaluation_on_fixtures(tmp_path):
                             max_token_text_ratio=1.0)).eval()
     lm.meta = {"text_tokenizer": tok.to_dict()}
     res = evaluate_lm(lm, tmp_path, st, tokens=load_token_cache(tmp_path), n=2, split="test", seed=0)
-    for name in ("sft", "icl_same_voice", "icl_heldout_voice", "sft_streaming"):
+    assert res["scenarios"]["untagged_heldout_voice"]["n"] == res["scenarios"]["icl_heldout_voice"]["n"]
+    for name in ("sft", "icl_same_voice", "icl_heldout_voice", "sft_streaming", "untagged_heldout_voice"):
         row = res["scenarios"][name]
         assert row["n"] >= 1 and 0 <= row["termination_rate"] <= 1 and row["token_cer"] >= 0
         assert 0 <= row["groundtruth_cer"] < 1.5 and row["length_ratio"] > 0

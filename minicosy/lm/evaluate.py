@@ -16,6 +16,10 @@ Scenarios (each on up to ``n`` utterances of ``split``):
 ``icl_same_voice``         prompt = another utterance of the same (train) voice
 ``icl_heldout_voice``      the same with a held-out voice (:data:`HELDOUT_VOICES`): zero-shot
 ``*_streaming``            the same three in the N:M streaming layout
+``untagged_heldout_voice`` the held-out utterances with no tag and no prompt: what the LM says when
+                           the prompt's transcript is withheld (the "flow prompt only" request, where
+                           only the flow hears the prompt). ICL should beat it: if it does not, the
+                           prompt derails the LM instead of helping it.
 =========================  ==============================================================
 
 The CER is :func:`minicosy.judges.cer` (jiwer on ``normalize_transcript`` text, spaces count).
@@ -42,7 +46,7 @@ from minicosy.text.normalize import normalize_english
 from minicosy.utils import DEFAULT_CORPUS_DIR
 
 SCENARIOS = ("sft", "icl_same_voice", "icl_heldout_voice",
-             "sft_streaming", "icl_same_voice_streaming", "icl_heldout_voice_streaming")
+             "sft_streaming", "icl_same_voice_streaming", "icl_heldout_voice_streaming", "untagged_heldout_voice")
 
 
 def _pick(corpus, split: str, tokens: dict, speakers: list[str], n: int, seed: int) -> dict[str, list]:
@@ -63,7 +67,8 @@ def _pick(corpus, split: str, tokens: dict, speakers: list[str], n: int, seed: i
     held = [u for u in pool if u.voice in HELDOUT_VOICES]
     return {"sft": [(u, None) for u in train[:n]],
             "icl_same_voice": [p for p in map(with_prompt, train) if p][:n],
-            "icl_heldout_voice": [p for p in map(with_prompt, held) if p][:n]}
+            "icl_heldout_voice": (icl_held := [p for p in map(with_prompt, held) if p][:n]),
+            "untagged_heldout_voice": [(u, None) for u, _ in icl_held]}
 
 
 LENGTH_RANGE = (0.8, 1.25)  # per-utterance generated / ground-truth length counted as "right"
@@ -101,8 +106,9 @@ def evaluate_lm(model: TextSpeechLM, corpus, speech_tokenizer, tokens: dict | No
         refs, gens, gts, ended = [], [], [], []
         for k, (u, prompt) in enumerate(rows):
             g = torch.Generator().manual_seed(seed * 7919 + k)
-            if prompt is None:
-                stream = generate(model, tok.encode(u.text), speaker_id=tok.speaker_id(u.voice), streaming=streaming,
+            if prompt is None:  # SFT: the voice's tag; a held-out voice has none (untagged, no prompt)
+                speaker = tok.speaker_id(u.voice) if u.voice in tok.speakers else None
+                stream = generate(model, tok.encode(u.text), speaker_id=speaker, streaming=streaming,
                                   sampling=sampling, generator=g)
             else:
                 ptext, text = encode_icl(tok, prompt.text, u.text)
