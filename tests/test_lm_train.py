@@ -211,6 +211,9 @@ def test_warm_start_from_an_export(corpus, tmp_path):
         assert torch.equal(a, b), k
     meta = TextSpeechLM.from_pretrained(tmp_path / "b_exp", device="cpu").meta["trained"]
     assert meta["steps"] == 2 and meta["init"]["from"] == str(tmp_path / "a_exp") and meta["init"]["steps"] == 4
+    # the warm start is part of the run's state: a resumed run (no --init) still records it in its exports
+    train_lm(micro(), TrainConfig(**{**tc0.__dict__, "max_steps": 3}), root, tmp_path / "b", resume=True, **quiet)
+    assert torch.load(tmp_path / "b" / "ckpt.pt", weights_only=False)["state"]["init"]["steps"] == 4
     with pytest.raises(ValueError, match="same architecture"):
         train_lm(micro(d_model=32), tc0, root, tmp_path / "c", init=tmp_path / "a_exp", **quiet)
     other = tmp_path / "other"

@@ -308,7 +308,7 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
                     "steps": state["step"], "minutes": row["minutes"], "device": str(loop.device),
                     "train_utterances": len(train), "train_voices": voices, "best_valid": row,
                     "train_config": asdict(tc), "history": state["history"] + [row],
-                    **({"init": warm} if warm else {})}})
+                    **({"init": state["init"]} if state.get("init") else {})}})
         return row
 
     def on_resume(saved: dict) -> None:
@@ -324,7 +324,7 @@ def train_lm(cfg: LMConfig, tc: TrainConfig, corpus, run_dir, device=None, resum
     state = loop.fit({"model": model}, {"opt": opt}, lambda batch, _: model.loss(batch), batches=batches,
                      collate=partial(to_tensors, codebook_size=cfg.codebook_size), eval_fn=evaluate,
                      lr_fn=lambda step, elapsed: lr_at(step, tc, elapsed),
-                     state={"best": None, "valid_key": valid_key(tc)}, resume=resume, on_resume=on_resume,
+                     state={"best": None, "valid_key": valid_key(tc), "init": warm}, resume=resume, on_resume=on_resume,
                      extra={"config": cfg.to_dict(), "train_config": asdict(tc), "text_tokenizer": tokenizer.to_dict()})
     model.eval()
     model.meta = {"text_tokenizer": tokenizer.to_dict(), "trained": {"steps": state["step"], "best": state["best"]}}
