@@ -139,12 +139,13 @@ def pair_examples(data: list[dict], tokenizer: CharTokenizer, rng: random.Random
             for a in prompt:
                 text += a["text_ids"] + space
                 speech += a["speech"]
+            noisy = p_noisy > 0 and rng.random() < p_noisy
+            if noisy:
+                rate = rng.uniform(*noise)
+                speech = [rng.randrange(codebook_size) if rng.random() < rate else s for s in speech]
             item = {"id": "+".join([a["id"] for a in prompt] + [d["id"]]), "voice": d["voice"],
                     "text_ids": text + d["text_ids"], "speech": speech + d["speech"]}
-            if p_noisy > 0 and rng.random() < p_noisy:
-                rate = rng.uniform(*noise)
-                item["speech"] = [rng.randrange(codebook_size) if rng.random() < rate else s for s in speech] + \
-                    d["speech"]
+            if noisy:
                 item["n_masked"] = len(speech)
             d = item
         out.append(d)
