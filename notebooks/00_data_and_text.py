@@ -481,7 +481,9 @@ for name, x in [("base", base), *copies.items()]:
 # stage during training — not the speech tokenizer, the LM, the speaker encoder or the vocoder. Each trained
 # checkpoint in `data/pretrained/tiny` records the voice ids it trained on in its JSON file. The cell gathers every
 # list of voice ids in each file and checks two things: no held-out voice and no copy of one is among them, and the
-# base voices are the sixteen train voices of corpus version 2 — the corpus these checkpoints learned from.
+# base voices are the train voices of one corpus version — version 3's thirty for the speech tokenizer, the LM and the
+# speaker encoder, version 2's sixteen for the vocoder and the VQ tokenizer (notebooks 01 and 05), which learned from
+# the smaller corpus. (The flow's file names no voices: it takes its voice from the speaker encoder's vectors.)
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -508,10 +510,11 @@ for stem in sorted(f.stem for f in PRETRAINED.glob("*.safetensors")):
         continue
     base = {split_voice_id(v)[0] for v in ids}
     leaked = sorted(base & set(HELDOUT_VOICES))
-    print(f"{stem:17s} {len(base)} base voices (each with its pseudo-speakers); held-out among them: "
-          f"{', '.join(leaked) or 'none'}")
+    version = "v3" if base == set(TRAIN_VOICES) else "v2" if base == set(V2_TRAIN) else "?"
+    print(f"{stem:17s} {len(base)} base voices (corpus {version}, each with its pseudo-speakers); held-out among "
+          f"them: {', '.join(leaked) or 'none'}")
     assert not leaked, "a held-out voice, or a copy of one, reached training"
-    assert base == set(V2_TRAIN), "the base voices are corpus v2's train voices"
+    assert base in (set(TRAIN_VOICES), set(V2_TRAIN)), "the base voices are one corpus version's train voices"
 
 # %% [markdown]
 # ### Try it: a voice and a setting

@@ -66,10 +66,12 @@ RESULTS = REPO_ROOT / "results"                           # measured figures sto
 FIXTURES = FIXTURES_DIR / "manifest.jsonl"
 fixtures = read_manifest(FIXTURES)
 seed_everything(0)
-# The trained tokenizer learned from corpus v2: its twenty voices are the first twenty rows of the voice table
-# (corpus v3 adds fourteen train voices it never heard; notebook 00).
+# The trained tokenizer learned from corpus v3: its thirty train voices and their pseudo-speakers (notebook 00).
+TRAIN_VOICES = [v.id for v in ALL_VOICES if v.role == "train"]
+# §9 compares two quantizers trained on corpus v2, whose twenty voices are the first twenty rows of the voice table;
+# the fixture clips of §10 pair those same twenty voices sentence by sentence.
 VOICES = ALL_VOICES[:20]
-TRAIN_VOICES = [v.id for v in VOICES if v.role == "train"]
+V2_TRAIN_VOICES = [v.id for v in VOICES if v.role == "train"]
 torch.set_num_threads(1)   # these models are tiny: one thread is fastest, and robust on a shared CPU
 
 # %%
@@ -851,15 +853,18 @@ assert evaluated["cer_train_voices"] < evaluated["cer_heldout_voices"]   # unhea
 # ## 9 · FSQ vs VQ
 #
 # CosyVoice 2 replaced CosyVoice 1's vector quantizer by FSQ and reports (paper §4) that FSQ uses its whole codebook
-# where the VQ used under a quarter of its codes. minicosy trains both with the same encoder, the same 243 codes,
-# the same corpus (version 2, sixteen train voices), the same recipe (§7) and the same 85 minutes of training:
+# where the VQ used under a quarter of its codes. minicosy trained both with the same encoder, the same 243 codes,
+# the same corpus (version 2, sixteen train voices), the same recipe (§7) and the same 85 minutes of training, and
+# evaluated both on corpus v2's valid split (`results/speech_tokenizer_eval_v2_valid.json`). The FSQ of that pair is
+# the starting point of the tokenizer loaded here (see the v3 subsection below); the VQ is
+# `data/pretrained/tiny/vq_tokenizer`:
 #
 # * **fsq** — the paper's quantizer ($D = 5$, $K = 1$ in the tiny preset);
 # * **vq** — a VQ with an exponential-moving-average codebook and *dead-code restarts* (a code that stops being
 #   used is moved onto a live encoder vector). Without restarts a VQ stays on a handful of codes (§7's live run),
 #   which would make the comparison meaningless.
 #
-# The evaluation holds four kinds of figures, all on the valid split:
+# The evaluation holds four kinds of figures, all on that valid split:
 #
 # * **utilisation** and **perplexity** (§8);
 # * **CER** of each tokenizer's own recognition head on the train voices and on the held-out voices (never heard in
@@ -871,38 +876,42 @@ assert evaluated["cer_train_voices"] < evaluated["cer_heldout_voices"]   # unhea
 
 # %%
 # NBVAL_CHECK_OUTPUT
+v2_report = json.loads((RESULTS / "speech_tokenizer_eval_v2_valid.json").read_text())
+pair = {name: v2_report["results"][name] for name in ("fsq", "vq")}  # the two quantizers on corpus v2
 print(f"{'tokenizer':9s} {'used':>8s} {'util.':>6s} {'perpl.':>6s} {'CER train':>9s} {'CER held':>8s} "
       f"{'probe tok':>9s} {'probe mel':>9s} {'chance':>6s} {'steps':>6s} {'min':>5s}")
-for name, r in shipped.items():
+for name, r in pair.items():
     sp, tr = r["speaker_probe"], r["trained"]
     print(f"{name:9s} {r['codes_used']:4d}/{r['codebook_size']:<3d} {r['utilisation']:6.0%} "
           f"{r['perplexity']:6.0f} {r['cer_train_voices']:9.0%} {r['cer_heldout_voices']:8.0%} "
           f"{sp['tokens']:9.0%} {sp['mel']:9.0%} {sp['chance']:6.0%} {tr['steps']:6d} {tr['minutes']:5.0f}")
-print("held-out voices of the evaluation:", ", ".join(evaluated["heldout_voices"]))
-trained_on = {name: json.loads((REPO_ROOT / f"{path}.json").read_text())["trained"] for name, path in CHECKPOINTS.items()}
-assert set(trained_on["fsq"]["train_voices"]) == set(trained_on["vq"]["train_voices"])     # the same voices ...
-assert {split_voice_id(v)[0] for v in trained_on["fsq"]["train_voices"]} == set(TRAIN_VOICES)  # ... of corpus v2
+print("held-out voices of the evaluation:", ", ".join(pair["fsq"]["heldout_voices"]))
+vq_trained = json.loads((PRETRAINED / "vq_tokenizer.json").read_text())["trained"]
+fsq_trained = tok.meta["trained"]          # the loaded FSQ: trained from the pair's FSQ with the same recipe
+assert fsq_trained["init"]["steps"] == pair["fsq"]["trained"]["steps"]                       # it started from it
+assert {split_voice_id(v)[0] for v in vq_trained["train_voices"]} == set(V2_TRAIN_VOICES)    # corpus v2's voices
+assert pair["fsq"]["trained"]["train_utterances"] == pair["vq"]["trained"]["train_utterances"]  # the same data
 recipe = {name: {k: t["train_config"][k] for k in ("speed_perturb", "vtlp", "spec_augment")}
-          for name, t in trained_on.items()}
+          for name, t in (("fsq", fsq_trained), ("vq", vq_trained))}
 assert recipe["fsq"] == recipe["vq"]                                                   # ... and the same recipe
 
 # %%
-names = list(shipped)
+names = list(pair)
 colour = {"fsq": "C0", "vq": "C3"}
 cols = [colour[n] for n in names]
 fig, ax = plt.subplots(1, 3, figsize=(12, 3.4), dpi=90)
-ax[0].bar(names, [100 * shipped[n]["utilisation"] for n in names], color=cols)
+ax[0].bar(names, [100 * pair[n]["utilisation"] for n in names], color=cols)
 ax[0].set_ylim(0, 105); ax[0].set_ylabel("% of the codebook used"); ax[0].set_xlabel("tokenizer")
 ax[0].set_title("codebook utilisation", fontsize=9)
 x = np.arange(len(names))
-ax[1].bar(x - 0.2, [100 * shipped[n]["cer_train_voices"] for n in names], 0.4, color=cols, label="train voices")
-ax[1].bar(x + 0.2, [100 * shipped[n]["cer_heldout_voices"] for n in names], 0.4, color=cols, alpha=0.5,
+ax[1].bar(x - 0.2, [100 * pair[n]["cer_train_voices"] for n in names], 0.4, color=cols, label="train voices")
+ax[1].bar(x + 0.2, [100 * pair[n]["cer_heldout_voices"] for n in names], 0.4, color=cols, alpha=0.5,
           label="held-out voices")
 ax[1].set_xticks(x, names); ax[1].set_xlabel("tokenizer"); ax[1].set_ylabel("CER (%)")
 ax[1].set_title("CER: train voices (solid) / held-out (pale)", fontsize=9)
-ax[2].bar(names, [100 * shipped[n]["speaker_probe"]["tokens"] for n in names], color=cols)
-ax[2].axhline(100 * evaluated["speaker_probe"]["mel"], color="C2", lw=1.5, label="probe on the log-mel")
-ax[2].axhline(100 * evaluated["speaker_probe"]["chance"], color="k", ls="--", lw=1, label="chance")
+ax[2].bar(names, [100 * pair[n]["speaker_probe"]["tokens"] for n in names], color=cols)
+ax[2].axhline(100 * pair["fsq"]["speaker_probe"]["mel"], color="C2", lw=1.5, label="probe on the log-mel")
+ax[2].axhline(100 * pair["fsq"]["speaker_probe"]["chance"], color="k", ls="--", lw=1, label="chance")
 ax[2].set_xlabel("tokenizer"); ax[2].set_ylabel("speaker-ID accuracy (%)")
 ax[2].set_title("speaker probe on token embeddings", fontsize=9); ax[2].legend(fontsize=8)
 plt.tight_layout(); plt.show()
@@ -927,7 +936,7 @@ plt.tight_layout(); plt.show()
 # %%
 # NBVAL_CHECK_OUTPUT
 plain = json.loads((RESULTS / "speech_tokenizer_eval_v1.json").read_text())["results"]["vq-plain"]
-fsq_r, vq_r = shipped["fsq"], shipped["vq"]
+fsq_r, vq_r = pair["fsq"], pair["vq"]
 print(f"utilisation fsq {fsq_r['utilisation']:.0%}, vq {vq_r['utilisation']:.0%}; perplexity fsq "
       f"{fsq_r['perplexity']:.0f}, vq {vq_r['perplexity']:.0f}; plain VQ: {plain['codes_used']} of "
       f"{plain['codebook_size']} codes ({plain['utilisation']:.1%})")
@@ -947,14 +956,14 @@ mel_probe = fsq_r["speaker_probe"]["mel"]
 assert fsq_r["speaker_probe"]["tokens"] < vq_r["speaker_probe"]["tokens"] < mel_probe and mel_probe > 0.9
 
 # %% [markdown]
-# ### A wider corpus: the same tokenizer on v3 text and voices
+# ### A wider corpus: from the v2 tokenizer to the one loaded here
 #
-# The checkpoint above learned its characters from corpus v2, whose sentences come from a template grammar of under
-# two thousand words. Corpus v3 (notebook 00) reads tens of thousands of distinct sentences with a real lexicon, in
+# The FSQ of §9 learned its characters from corpus v2, whose sentences come from a template grammar of under two
+# thousand words. Corpus v3 (notebook 00) reads tens of thousands of distinct sentences with a real lexicon, in
 # thirty base voices, plus the hand-written **natural** sentences. A CTC head spells characters, so a vocabulary it
-# never heard costs it dearly. The v3 tokenizer in `data/pretrained/candidates_v3/` is the same architecture and
-# size, started from this checkpoint's weights and trained for an hour on v3 (one CPU thread). Both are evaluated on
-# v3's test split and on the natural split (every voice reads every natural sentence):
+# never heard costs it dearly. The tokenizer loaded in this notebook (`fsq_v3` below) is the same
+# architecture and size, started from that checkpoint's weights and trained for an hour on v3 (one CPU thread). Both
+# are evaluated on v3's test split and on the natural split (every voice reads every natural sentence):
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -966,7 +975,7 @@ for split, res in v3_eval.items():
         r = res[name]
         print(f"{split:8s} {name:9s} {r['n_utterances']:5d} {r['cer_train_voices']:9.1%} "
               f"{r['cer_heldout_voices']:8.1%} {r['speaker_probe']['tokens']:9.1%} {r['speaker_probe']['chance']:6.1%}")
-v3_meta = json.loads((REPO_ROOT / "data" / "pretrained" / "candidates_v3" / "speech_tokenizer.json").read_text())
+v3_meta = tok.meta                                                     # the loaded tokenizer's JSON
 print("v3 started from:", v3_meta["trained"]["init"]["from"], "| minutes on v3:", v3_meta["trained"]["minutes"])
 cut = {(split, group): 1 - res["fsq_v3"][f"cer_{group}_voices"] / res["fsq_v2"][f"cer_{group}_voices"]
        for split, res in v3_eval.items() for group in ("train", "heldout")}
@@ -1090,7 +1099,7 @@ ax.set_title("sequence_match of the 20 fixture test clips\n(outlined: the same s
 plt.colorbar(im, fraction=0.046, label="sequence_match (raw tokens)"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# The full evaluation measures the same thing on the valid split of the full corpus, for the **held-out** voices only
+# The evaluation of §9 (corpus v2's valid split) measures the same thing over the full corpus, for the **held-out** voices only
 # (every valid sentence there is read by two voices): the pairs that matter for zero-shot synthesis. Both margins
 # are positive — a held-out voice's tokens agree more with another voice reading the same sentence than with another
 # sentence — and the VQ's margin is the larger one: on this measure its tokens agree across voices better, although
@@ -1099,7 +1108,7 @@ plt.colorbar(im, fraction=0.046, label="sequence_match (raw tokens)"); plt.tight
 # %%
 # NBVAL_CHECK_OUTPUT
 margins = {}
-for name, r in shipped.items():
+for name, r in pair.items():
     cva = r["cross_voice_agreement"]
     s_, d, m = cva["same_sentence"], cva["different_sentence"], cva["margin"]
     margins[name] = m

@@ -637,7 +637,7 @@ hooks = [flow.estimator.res[0].register_forward_hook(lambda mod, args, out: seen
          flow.estimator.blocks[0].register_forward_hook(lambda mod, args, out: seen.setdefault("block", out))]
 with torch.no_grad():
     all_tokens_, n_p_, prompt_, spk_p = flow.prepare(tokens, prompt_tokens, prompt_mel, spk)
-    mu_ = flow.encoder(all_tokens_, None)
+    mu_ = flow.encoder(all_tokens_, None, n_prompt=n_p_)
     cond_ = torch.zeros_like(mu_)
     cond_[:, :, : prompt_.shape[2]] = prompt_
     x_, t_ = flow.noise.slice(0, mu_.shape[2]), torch.tensor([0.3])
@@ -827,7 +827,8 @@ with torch.no_grad():
              "flow → vocoder": vocoder(gen_mel)}
 x0_frames = flow.noise.slice(UP * prompt_tokens.numel(), UP * T_all)[0]  # the noise the generated frames start from
 with torch.no_grad():  # mu of the utterance's frames (80 channels, the estimator's condition)
-    mu_frames = flow.encoder(flow.prepare(tokens, prompt_tokens, prompt_mel, spk)[0], None)[0, :, UP * prompt_tokens.numel():]
+    mu_frames = flow.encoder(flow.prepare(tokens, prompt_tokens, prompt_mel, spk)[0], None,
+                             n_prompt=prompt_tokens.numel())[0, :, UP * prompt_tokens.numel():]
 l1 = lambda a: float((a - mel).abs().mean())  # log-mel L1 to the ground truth
 baselines = {"flow (10 steps, w = 0.7)": l1(gen_mel), "mean mel (per bin)": l1(flow.mel_mean[:, None].expand_as(mel)),
              "the starting noise": l1(flow.denormalize(x0_frames))}
@@ -881,7 +882,8 @@ plt.show()
 # %%
 with torch.inference_mode():
     all_tokens, n_p, prompt, spk_proj = flow.prepare(tokens, prompt_tokens, prompt_mel, spk)
-    mu = flow.encoder(all_tokens, None)  # (1, 80, 2(T_p + T)): non-causal, no mask
+    mu = flow.encoder(all_tokens, None, n_prompt=n_p)  # (1, 80, 2(T_p + T)): non-causal; the prompt's lookahead
+    #                                                  stops at its last token (notebook 04, section 5)
     cond = torch.zeros_like(mu)
     cond[:, :, : prompt.shape[2]] = prompt  # the prompt's (normalised) mel on the first frames
     x0 = flow.noise.slice(0, mu.shape[2])  # the fixed noise, by absolute frame position
@@ -919,8 +921,8 @@ corr = lambda a, b: float(torch.corrcoef(torch.stack([a.flatten(), b.flatten()])
 to_final = [float((trim(g) - final).abs().mean()) for g in guesses]
 print("  mean |x̂1 − final mel| ", [round(v, 2) for v in to_final])
 print(f"x̂1 at t = 0: correlation with the recording's mel {corr(guess0, mel):.2f}, with mu {corr(guess0, mu_frames):.2f}")
-print(f"share of fast (> 12.5 Hz) modulation: x̂1 at t = 0 {fast_share(guess0):.3f} | final mel {fast_share(final):.3f} | "
-      f"recording {fast_share(mel):.3f}")
+print(f"share of fast (> 12.5 Hz) modulation: x̂1 at t = 0 {fast_share(guess0):.4f} | final mel {fast_share(final):.4f} | "
+      f"recording {fast_share(mel):.4f}")
 assert corr(guess0, mel) > 0.5 and corr(guess0, mel) > abs(corr(guess0, mu_frames)) + 0.3  # the utterance's shape, not mu
 assert fast_share(guess0) < fast_share(final)  # ... with less fine detail than the end point
 assert all(b <= a + 1e-3 for a, b in zip(to_final, to_final[1:]))  # the guess moves towards the final mel at every step
@@ -1055,7 +1057,7 @@ else:
 #    n_steps, w)`: zero-shot synthesis with classifier-free guidance, returning the log-mel `(80, 2T)` that
 #    `flow.inference(tokens, prompt_tokens, prompt_mel, spk, n_steps=n_steps, guidance=w)` returns. Build it from
 #    `flow.prepare` (→ all tokens, $T_p$, the normalised prompt mel, the projected speaker), `flow.encoder(all_tokens,
-#    None)` (→ `mu`), `cond` (the prompt mel on the first frames, zeros elsewhere), the fixed noise
+#    None, n_prompt=T_p)` (→ `mu`; `n_prompt` stops the prompt's lookahead at its last token), `cond` (the prompt mel on the first frames, zeros elsewhere), the fixed noise
 #    `flow.noise.slice(0, frames)`, `cosine_timesteps` and calls of `flow.estimator(x, mu, spk, cond, t, None)` with
 #    `t` of shape `(1,)` — the unconditional pass gets zeros for `mu`, the speaker and `cond`. Do not call
 #    `flow.velocity`, `flow.solve`, `guided_velocity` or `euler_solve`. Trim the prompt's $2T_p$ frames and
@@ -1149,7 +1151,7 @@ sol3 = 2 * 14
 
 def guided_euler(flow, tokens, prompt_tokens, prompt_mel, spk, n_steps, w):  # 4
     all_tokens, n_prompt, prompt, s = flow.prepare(tokens, prompt_tokens, prompt_mel, spk)
-    mu = flow.encoder(all_tokens, None)  # (1, 80, 2(T_p + T))
+    mu = flow.encoder(all_tokens, None, n_prompt=n_prompt)  # (1, 80, 2(T_p + T))
     cond = torch.zeros_like(mu)
     cond[:, :, : prompt.shape[2]] = prompt  # the prompt's mel on the first frames
     x = flow.noise.slice(0, mu.shape[2])  # the fixed noise: the same start as flow.inference

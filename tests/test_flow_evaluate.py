@@ -110,6 +110,28 @@ def test_cli_on_an_untrained_flow(micro, tmp_path, capsys):
     assert u["prompt"] != u["id"] and u["tokens"] > 0 and set(u["wer"]) == set(s)
 
 
+def test_a_short_first_chunk_mask_is_the_offline_schedule_and_scores_the_first_second(micro, tmp_path):
+    """``chunk_M_short_first``: the chunk mask whose first block after the prompt is ⌈2M/3⌉ tokens (what
+    ``stream(..., first_chunk_tokens=F)`` reproduces), judged like the others, with the first second's log-mel L1."""
+    flow = ChunkAwareFlow.from_pretrained(micro / "flow", device="cpu")
+    item = {"tokens": torch.randint(0, 243, (40,), generator=torch.Generator().manual_seed(0)),
+            "prompt_tokens": torch.randint(0, 243, (8,), generator=torch.Generator().manual_seed(1)),
+            "prompt_mel": torch.zeros(80, 16), "speaker": torch.zeros(flow.cfg.spk_dim)}
+    F = -(-2 * flow.cfg.chunk_tokens // 3)
+    want = flow.inference(item["tokens"], item["prompt_tokens"], item["prompt_mel"], item["speaker"], mask="chunk",
+                          first_chunk_tokens=F)
+    assert torch.equal(fe.synthesize_mel(flow, item, "chunk_M_short_first"), want)
+    assert not torch.equal(fe.synthesize_mel(flow, item, "chunk_M"), want)
+    out = tmp_path / "flow_eval.json"
+    assert main(["eval", "flow", "--checkpoint", str(micro / "flow"), "--corpus", str(FIXTURES_DIR), "--per-voice",
+                 "1", "--voices", "mbrola_us3", "--candidates", "mbrola_en1", "--masks", "chunk_M_short_first",
+                 "--out", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["first_chunk_tokens"] == {"chunk_M_short_first": F}
+    d = res["groups"]["held_out_voices"]["systems"]["chunk_M_short_first"]
+    assert d["mel_l1_first_s"] > 0 and d["mel_l1"] > 0
+
+
 def test_cli_refuses_an_unknown_mask(micro, capsys):
     rc = main(["eval", "flow", "--checkpoint", str(micro / "flow"), "--corpus", str(FIXTURES_DIR),
                "--masks", "chunk_3M"])

@@ -83,12 +83,12 @@ def test_checkpoint_without_the_field_loads_as_cross(clip, tmp_path):
     assert old.cfg.prompt_lookahead == "cross" and not old.cacheable_prompt
 
 
-def test_committed_flow_is_legacy():
+def test_committed_flow_has_the_cacheable_prompt_block():
     from minicosy.utils import DEFAULT_CHECKPOINT
 
     if not (DEFAULT_CHECKPOINT / "flow.safetensors").is_file():
         pytest.skip("flow not trained yet")
-    assert ChunkAwareFlow.from_pretrained(device="cpu").cfg.prompt_lookahead == "cross"
+    assert ChunkAwareFlow.from_pretrained(device="cpu").cfg.prompt_lookahead == "clip"
 
 
 @pytest.mark.parametrize("kind", ["chunk", "full_causal", "non_causal"])

@@ -171,7 +171,7 @@ def test_streaming_rule_and_mixing():
        streaming=st.booleans())
 def test_layout_properties(L, extra, n, m, streaming):
     text = list(range(1000, 1000 + L))
-    T_len = (L // n) * m + extra if streaming else 1 + extra
+    T_len = max(1, (L // n) * m + extra) if streaming else 1 + extra  # an utterance has ≥ 1 speech token
     speech = list(range(T_len))
     inputs, targets = build_sequence(text, speech, streaming, n, m)
     assert len(inputs) == len(targets)

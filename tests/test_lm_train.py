@@ -274,20 +274,20 @@ def test_eval_lm_cli_reads_the_cache_of_the_tokenizer_it_is_given(tmp_path, caps
     from minicosy.system.cli import main
     from minicosy.utils import REPO_ROOT
 
-    v3 = REPO_ROOT / "data" / "pretrained" / "candidates_v3" / "speech_tokenizer"
+    vq = REPO_ROOT / "data" / "pretrained" / "tiny" / "vq_tokenizer"  # 243 codes too, but not the default tokenizer
     rows = [Utterance(u.id, u.voice, u.text, str(u.audio_path(FIXTURES_DIR)), u.duration, u.sample_rate, u.split)
             for u in read_manifest(FIXTURES_DIR) if u.split == "test"]
     write_manifest(tmp_path / "manifest.jsonl", rows)
-    build_token_cache(tmp_path, v3, device="cpu", progress=False)
+    build_token_cache(tmp_path, vq, device="cpu", progress=False)
     tok = CharTokenizer(sorted({u.voice for u in rows}), max_speakers=64)
     torch.manual_seed(0)
     lm = TextSpeechLM(micro(codebook_size=243, text_vocab_size=tok.vocab_size, max_token_text_ratio=1.0)).eval()
     lm.save_pretrained(tmp_path / "lm", text_tokenizer=tok.to_dict())
     argv = ["eval", "lm", "--lm", str(tmp_path / "lm"), "--corpus", str(tmp_path), "--split", "test", "--n", "1",
             "--device", "cpu"]
-    assert main([*argv, "--tokenizer", str(v3)]) == 0
+    assert main([*argv, "--tokenizer", str(vq)]) == 0
     assert '"token_cer"' in capsys.readouterr().out
-    assert main(argv) == 2  # the default (v2) tokenizer did not make this cache
+    assert main(argv) == 2  # the default (FSQ) tokenizer did not make this cache
     err = capsys.readouterr().err
     assert "another speech tokenizer" in err and err.count("\n") == 1
 

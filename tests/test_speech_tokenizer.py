@@ -20,7 +20,7 @@ from minicosy.speech_tokenizer.model import (
     text_to_ids,
 )
 from minicosy.speech_tokenizer.train import TrainConfig, cer, load_split, make_batches, run_model, train_tokenizer
-from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR, REPO_ROOT
+from minicosy.utils import DEFAULT_CHECKPOINT, FIXTURES_DIR
 
 
 def micro(quantizer="fsq"):
@@ -323,18 +323,16 @@ def test_committed_tiny_checkpoint(name, quantizer):
         assert cer(data, run_model(m, data)) < 0.5
 
 
-def test_v3_candidate_is_the_v2_checkpoint_warm_started_and_reads_the_fixtures_better():
-    """``data/pretrained/candidates_v3/speech_tokenizer``: the tiny preset (fp32: its output is discrete),
-    warm-started from the committed v2 tokenizer on corpus v3; on the fixture clips (34 test utterances, most
-    voices) its CTC head reads its own tokens with fewer errors than v2's."""
-    stem = REPO_ROOT / "data" / "pretrained" / "candidates_v3" / "speech_tokenizer"
-    v2, v3 = SpeechTokenizer.from_pretrained(None, device="cpu"), SpeechTokenizer.from_pretrained(stem, device="cpu")
-    assert v3.cfg == v2.cfg and stem.with_suffix(".safetensors").stat().st_size < 8e6
+def test_committed_tokenizer_is_the_corpus_v3_checkpoint():
+    """The committed tokenizer: the tiny preset in fp32 (its output is discrete), warm-started from the corpus-v2
+    tokenizer and trained on corpus v3's train split. On the fixture clips (34 test utterances, most voices) its CTC
+    head reads its own tokens at 24.5 % CER; the corpus-v2 tokenizer it started from read them at 31.3 %."""
+    stem = DEFAULT_CHECKPOINT / "speech_tokenizer"
     meta = json.loads(stem.with_suffix(".json").read_text())
     assert meta["dtype"] == "float32" and meta["trained"]["init"]["from"] == "data/pretrained/tiny/speech_tokenizer"
     assert meta["trained"]["train_utterances"] > 100_000  # corpus v3's train split
     data = load_split(FIXTURES_DIR / "manifest.jsonl", "test", cache_dir=None)
-    assert cer(data, run_model(v3, data)) < cer(data, run_model(v2, data)) - 0.03
+    assert cer(data, run_model(SpeechTokenizer.from_pretrained(None, device="cpu"), data)) < 0.28
 
 
 @pytest.mark.gpu

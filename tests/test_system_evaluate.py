@@ -77,16 +77,18 @@ def ckpt(tmp_path_factory):
 def test_end_to_end_on_fixtures_and_cli(ckpt, tmp_path, capsys):
     out = tmp_path / "tts.json"
     rc = main(["eval", "tts", "--corpus", str(FIXTURES_DIR), "--per-voice", "1", "--voices", "flite_awb", "mbrola_us3",
-               "--scenarios", "sft_offline", "icl_stream", "--checkpoint", str(ckpt), "--device", "cpu",
-               "--out", str(out)])
+               "--scenarios", "sft_offline", "icl_stream", "flowprompt_offline", "--checkpoint", str(ckpt),
+               "--device", "cpu", "--out", str(out)])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "| train | sft offline | 1 |" in printed and "| held-out (us3, en1) | icl stream | 1 |" in printed
     res = json.loads(out.read_text())
     assert res["checkpoint"]["untrained_stages"] == ["lm", "flow", "speaker"]
     assert set(res["groups"]) == {"train_voices", "held_out_voices"}
-    assert set(res["groups"]["train_voices"]) == {"sft_offline", "icl_stream"}  # SFT: train voices only
-    assert set(res["groups"]["held_out_voices"]) == {"icl_stream"}
+    assert set(res["groups"]["train_voices"]) == {"sft_offline", "icl_stream", "flowprompt_offline"}  # SFT: train only
+    assert set(res["groups"]["held_out_voices"]) == {"icl_stream", "flowprompt_offline"}
+    fp = res["groups"]["held_out_voices"]["flowprompt_offline"]  # the flow-prompt-only baseline: judged, no target
+    assert "similarity_to_prompt" in fp and all(t["scenario"] != "flowprompt_offline" for t in res["targets"])
     s = res["groups"]["held_out_voices"]["icl_stream"]
     assert 0 <= s["similarity"] <= 1 and s["first_packet_s"] > 0 and "recording_similarity_to_prompt" in s
     # speaker ID among every voice of the split, not only those asked for

@@ -67,6 +67,32 @@ def test_stream_equals_offline_chunk_masked_across_sentences(model, voice):
     assert len(t.flow_chunk_s) >= sum(len(x) for x in t.tokens) // 5
 
 
+def test_a_short_first_chunk_streams_as_its_offline_schedule(model, voice):
+    """``first_chunk_tokens=F``: the first audio after F + P tokens (2F − H frames: the vocoder holds back H,
+    so F > H / 2 is the shortest that makes sound at once), the same tokens, and the audio of the offline chunk
+    mask with the same schedule (the first sentence's first block F, then M)."""
+    M, F = 10, 7
+    uniform = list(model.stream("Hi there. Good day!", voice, chunk_tokens=M, seed=1))
+    tokens = model.last_timing.tokens
+    pieces = list(model.stream("Hi there. Good day!", voice, chunk_tokens=M, seed=1, first_chunk_tokens=F))
+    assert model.last_timing.tokens == tokens  # the schedule is the flow's alone
+    hold = model.vocoder.cfg.stream_lookahead
+    assert len(pieces[0]) == (model.flow.cfg.up * F - hold) * 480 < len(uniform[0])
+    offline, _ = model.tokens_to_audio(tokens, voice, mask="chunk", chunk_tokens=M, first_chunk_tokens=F)
+    streamed = np.concatenate(pieces)
+    assert streamed.shape == offline.shape
+    assert float(np.abs(streamed - offline).max()) < 0.02 * float(np.abs(offline).max())
+    with pytest.raises(ValueError, match="first_chunk_tokens"):
+        model.stream("Hi there.", voice, first_chunk_tokens=0)
+
+
+def test_a_fresh_voice_computes_a_clip_prompt_block_once_per_request(model, voice):
+    assert model.flow.cacheable_prompt
+    list(model.stream("Hi there. Good day! See you.", voice))
+    t = model.last_timing
+    assert len(t.tokens) == 3 and len(t.flow_prompt_s) == 1 and t.flow_prompt_idx == [0]
+
+
 def endless_text(closed: list):
     """A text source that never ends (an upstream LLM); appends True to ``closed`` once it is closed."""
     try:

@@ -41,6 +41,7 @@ References:
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -69,7 +70,11 @@ SR = 24000  # the flow's mel and the vocoder's audio
 HOP = 480
 #: inference masks: name → (mask kind, chunk in units of the model's M = cfg.chunk_tokens)
 MASKS = {"non_causal": ("non_causal", None), "full_causal": ("full_causal", None),
-         "chunk_2M": ("chunk", 2), "chunk_M": ("chunk", 1)}
+         "chunk_2M": ("chunk", 2), "chunk_M": ("chunk", 1), "chunk_M_short_first": ("chunk", 1)}
+#: masks whose first chunk after the prompt is shorter: name → its length as a share of M (⌈share·M⌉ tokens)
+FIRST_CHUNK_SHARE = {"chunk_M_short_first": 2 / 3}
+DEFAULT_MASKS = ("non_causal", "full_causal", "chunk_2M", "chunk_M")  # the paper's four
+FIRST_SECOND_FRAMES = 50  # mel_l1_first_s: the log-mel L1 over the first second (50 frames) only
 BASELINES = ("recording", "copy_synthesis")
 GOALS = {"wer_ratio_max": 1.25, "similarity_train_min": 0.85, "most_similar_held_out_min": 0.80,
          "chunk_M_relative_wer_max": 0.10}
@@ -160,9 +165,16 @@ def synthesize_mel(flow: ChunkAwareFlow, item: dict, mask: str, n_steps: int = N
                    guidance: float = GUIDANCE) -> torch.Tensor:
     """The flow's log-mel ``(80, up·n)`` for one prepared item under one of :data:`MASKS`."""
     kind, k = MASKS[mask]
+    share = FIRST_CHUNK_SHARE.get(mask)
+    first = None if share is None else math.ceil(share * flow.cfg.chunk_tokens)
     return flow.inference(item["tokens"], item["prompt_tokens"], item["prompt_mel"], item["speaker"], mask=kind,
                           chunk_tokens=None if k is None else k * flow.cfg.chunk_tokens,
-                          n_steps=n_steps, guidance=guidance).float().cpu()
+                          n_steps=n_steps, guidance=guidance, first_chunk_tokens=first).float().cpu()
+
+
+def first_second_l1(mel: torch.Tensor, ref: torch.Tensor) -> float:
+    """Mean |Δ log-mel| over the first second (:data:`FIRST_SECOND_FRAMES`): what a short first chunk changes."""
+    return round(float((mel[:, :FIRST_SECOND_FRAMES] - ref[:, :FIRST_SECOND_FRAMES]).abs().mean()), 4)
 
 
 # ----------------------------------------------------------------------------- judging
@@ -209,8 +221,9 @@ def summarise(rows: list[dict], systems) -> dict:
              "most_similar_rate": round(float(np.mean([r["nearest"][s] == r["voice"] for r in rows])), 4),
              "unscorable": sum(s in r["unscorable"] for r in rows)}
         if s not in BASELINES:
-            l1 = [r["mel_l1"][s] for r in rows if r["mel_l1"].get(s) is not None]
-            d["mel_l1"] = round(float(np.mean(l1)), 4) if l1 else None
+            for key in ("mel_l1", "mel_l1_first_s"):
+                l1 = [r[key][s] for r in rows if r.get(key, {}).get(s) is not None]
+                d[key] = round(float(np.mean(l1)), 4) if l1 else None
         if s != "recording":
             d["wer_ratio"] = round(d["wer"] / copy, 3) if copy > 0 else None  # None: undefined, not 0
         out["systems"][s] = d
@@ -239,7 +252,7 @@ def goals(groups: dict, masks) -> dict:
 
 
 def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncoder, manifest=None,
-                  split: str = "test", per_voice: int = 4, masks=tuple(MASKS), seed: int = 0,
+                  split: str = "test", per_voice: int = 4, masks=DEFAULT_MASKS, seed: int = 0,
                   tokens: dict | None = None, tokenizer=None, voices=None, candidates=None, n_ref: int = 3,
                   n_steps: int = N_STEPS, guidance: float = GUIDANCE, jobs: int | None = 1, log=print) -> dict:
     """Synthesise every picked utterance under each mask and judge it beside its two baselines.
@@ -275,7 +288,8 @@ def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncode
     systems = list(BASELINES) + list(masks)
     rows = [{"id": d["utt"].id, "voice": d["utt"].voice, "held_out": d["utt"].voice in HELDOUT_VOICES,
              "text": d["utt"].text, "prompt": d["prompt"].id, "tokens": int(d["tokens"].numel()),
-             "wer": {}, "hyp": {}, "sim": {}, "nearest": {}, "mel_l1": {}, "unscorable": {}} for d in data]
+             "wer": {}, "hyp": {}, "sim": {}, "nearest": {}, "mel_l1": {}, "mel_l1_first_s": {}, "unscorable": {}}
+            for d in data]
     audio = {"recording": [d["recording"] for d in data], "copy_synthesis": [_vocode(vocoder, d["mel"]) for d in data]}
     flow_seconds = {}
     for m in masks:
@@ -287,6 +301,7 @@ def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncode
                     raise ValueError(f"the flow returned mel of shape {tuple(mel.shape)} "
                                      f"(expected {tuple(d['mel'].shape)}) or non-finite values")
                 r["mel_l1"][m] = round(float((mel - d["mel"]).abs().mean()), 4)  # mean |Δ log-mel|
+                r["mel_l1_first_s"][m] = first_second_l1(mel, d["mel"])
                 audio[m].append(_vocode(vocoder, mel))
             except (ValueError, RuntimeError) as exc:  # a broken synthesis is a result, not a crash
                 r["mel_l1"][m] = None
@@ -316,6 +331,8 @@ def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncode
     return {"split": split, "manifest": str(manifest), "per_voice": per_voice, "seed": seed, "masks": list(masks),
             "chunk_tokens": {m: (None if k is None else k * flow.cfg.chunk_tokens) for m, (_, k) in MASKS.items()
                              if m in masks},
+            "first_chunk_tokens": {m: math.ceil(share * flow.cfg.chunk_tokens) for m, share in FIRST_CHUNK_SHARE.items()
+                                   if m in masks},
             "n_steps": n_steps, "guidance": guidance, "candidate_voices": cand, "n_ref": n_ref,
             "checkpoint": {"trained": meta.get("trained"), "untrained": bool(meta.get("untrained", False)),
                            "dtype": meta.get("dtype")},
@@ -384,7 +401,8 @@ def register_cli(groups) -> None:
                    help="corpus folder or manifest.jsonl (default data/corpus)")
     p.add_argument("--split", default="test", choices=["train", "valid", "test", "natural"])
     p.add_argument("--per-voice", type=int, default=4, help="utterances judged per voice")
-    p.add_argument("--masks", default=",".join(MASKS), help=f"comma-separated, from {','.join(MASKS)}")
+    p.add_argument("--masks", default=",".join(DEFAULT_MASKS),
+                   help=f"comma-separated, from {','.join(MASKS)} (default: the paper's four)")
     p.add_argument("--voices", nargs="+", default=None, help="only these voices (default: every base voice)")
     p.add_argument("--candidates", nargs="+", default=None,
                    help="voices of the most-similar test (default: every base voice of the corpus)")

@@ -10,6 +10,10 @@ Scenarios, each offline (:meth:`MiniCosy.synthesize`) and streaming (:meth:`Mini
 ``icl``    LM reads prompt transcript + its tokens  flow gets prompt tokens, prompt mel, prompt vector
 =========  ======================================  ===================================================
 
+and, on request (``--scenarios flowprompt_offline``), the official ``inference_cross_lingual`` mode:
+the recording without its transcript, so the LM reads no prompt (no tag either) and only the flow is
+prompted — the baseline ICL must beat on voices never heard.
+
 Requests: the first ``per_voice`` utterances (by id) of each voice in the split. The prompt of an
 ICL request is *another* utterance of the same voice — its valid-split utterances in turn (the
 train split next, then other utterances of the split with a different text), 1–20 s long; a voice
@@ -61,6 +65,7 @@ from minicosy.utils import DEFAULT_CHECKPOINT, DEFAULT_CORPUS_DIR, FIXTURES_DIR,
 TARGET_HELD_OUT = ("mbrola_us3", "mbrola_en1")  # the zero-shot voices the targets are set for
 GROUPS = ("train_voices", "held_out_voices", "other_held_out_voices")
 SCENARIOS = ("sft_offline", "sft_stream", "icl_offline", "icl_stream")
+ALL_SCENARIOS = (*SCENARIOS, "flowprompt_offline")  # + the flow-prompt-only mode (on request)
 SR = 24000
 WER_RATIO_TRAIN, WER_RATIO_HELD_OUT, NEAREST_RATE, MAX_DELTA = 1.5, 2.0, 0.8, 0.02  # the targets
 DEFAULT_OUT = REPO_ROOT / "results" / "tts_eval.json"
@@ -141,6 +146,10 @@ def synthesize_requests(model, requests: list[Request], scenario: str, root, see
     out, t0 = [], time.perf_counter()
     for k, r in enumerate(requests):
         voice = _voice(r.prompt, root) if family == "icl" else None
+        if family == "flowprompt":  # the recording without its transcript: only the flow is prompted
+            from minicosy.system.frontend import VoiceReference
+
+            voice = VoiceReference.from_file(r.prompt.audio_path(root))
         speaker = r.utt.voice if family == "sft" else None
         s = seed + k  # the same seed for a request in every scenario: offline and stream differ by the masks only
         if mode == "offline":
@@ -228,6 +237,8 @@ def check_targets(groups: dict) -> list[dict]:
     out = []
     for g, limit in (("train_voices", WER_RATIO_TRAIN), ("held_out_voices", WER_RATIO_HELD_OUT)):
         for sc, s in (groups.get(g) or {}).items():
+            if sc not in SCENARIOS:  # the flow-prompt-only baseline has no target of its own
+                continue
             # WER ≤ k × recording, compared as products so a perfect recording (ratio undefined) still decides
             out.append(_target(f"WER ≤ {limit:g}× recording", g, sc, "wer_ratio", s["wer_ratio"], limit, "<=",
                                s["wer"] <= limit * s["recording_wer"]))
@@ -265,7 +276,7 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
     Args:
         model: a :class:`~minicosy.system.model.MiniCosy` (default: the committed tiny checkpoints).
         manifest: corpus folder or ``manifest.jsonl`` (default :func:`default_corpus`).
-        scenarios: a subset of :data:`SCENARIOS` (SFT runs on train voices only).
+        scenarios: a subset of :data:`ALL_SCENARIOS` (SFT runs on train voices only).
         jobs: pocketsphinx processes.
 
     Returns:
@@ -277,9 +288,9 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
     from minicosy.judges import _judge_versions, intelligibility, voice_centroids
     from minicosy.system.model import MiniCosy
 
-    bad = [s for s in scenarios if s not in SCENARIOS]
+    bad = [s for s in scenarios if s not in ALL_SCENARIOS]
     if bad or not scenarios:
-        raise ValueError(f"unknown scenarios {bad or '(none given)'}; choose from {list(SCENARIOS)}.")
+        raise ValueError(f"unknown scenarios {bad or '(none given)'}; choose from {list(ALL_SCENARIOS)}.")
     model = model or MiniCosy.from_pretrained()
     manifest = Path(manifest) if manifest is not None else default_corpus()
     root = manifest_root(manifest if manifest.suffix == ".jsonl" else manifest / "manifest.jsonl")
@@ -315,12 +326,13 @@ def evaluate_tts(model=None, manifest=None, split: str = "test", per_voice: int 
                      voice=None if model.speakers else _voice(requests[0].prompt, root))  # warm-up: not timed
     groups, per_voice_out, utterances = {g: {} for g in GROUPS}, {}, {}
     for sc in scenarios:
-        todo = [r for r in requests if sc.startswith("icl") or r.group == "train_voices"]
+        prompted = not sc.startswith("sft")  # icl and flowprompt: every voice, judged against the prompt too
+        todo = [r for r in requests if prompted or r.group == "train_voices"]
         if not todo:
             continue
         synth = synthesize_requests(model, todo, sc, root, seed, log)
         rows = judge(
-            [x["wav"] for x in synth], todo, SR, centroids, prompt_embs if sc.startswith("icl") else None, jobs
+            [x["wav"] for x in synth], todo, SR, centroids, prompt_embs if prompted else None, jobs
         )
         for row, x in zip(rows, synth):
             row.update(first_packet_s=x["first_packet_s"], rtf=x["rtf"], audio_s=x["audio_s"])
@@ -416,7 +428,8 @@ def register_cli(groups) -> None:
     p.add_argument("--split", default="test", choices=["valid", "test", "natural"])
     p.add_argument("--per-voice", type=int, default=5, help="sentences per voice (the first N by id)")
     p.add_argument("--voices", nargs="+", default=None, help="only these voice ids (default: every voice of the split)")
-    p.add_argument("--scenarios", nargs="+", default=None, choices=SCENARIOS, help="default: all four")
+    p.add_argument("--scenarios", nargs="+", default=None, choices=ALL_SCENARIOS,
+                   help="default: the four (SFT/ICL × offline/streaming); flowprompt_offline on request")
     p.add_argument("--corpus", "--manifest", dest="corpus", default=None,
                    help="corpus folder or manifest.jsonl (default data/corpus if built, else data/fixtures)")
     p.add_argument("--checkpoint", default=None, help="checkpoint folder (default data/pretrained/tiny)")

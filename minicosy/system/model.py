@@ -205,25 +205,28 @@ class MiniCosy:
 
     @torch.inference_mode()
     def tokens_to_audio(self, tokens, voice: VoiceReference | None = None, speaker: str | None = None,
-                        mask: str = "non_causal", chunk_tokens: int | None = None) -> tuple[np.ndarray, int]:
+                        mask: str = "non_causal", chunk_tokens: int | None = None,
+                        first_chunk_tokens: int | None = None) -> tuple[np.ndarray, int]:
         """Flow + vocoder (the official ``token2wav``) on given tokens: ``(T,)`` or a list of per-sentence ``(T_i,)``.
 
-        ``mask="chunk"`` with the ``chunk_tokens`` of a stream reproduces that stream's audio.
+        ``mask="chunk"`` with the ``chunk_tokens`` (and ``first_chunk_tokens``, the first sentence's first
+        block) of a stream reproduces that stream's audio.
         """
         p = self.frontend.prompt(voice, speaker)
         flat = isinstance(tokens, torch.Tensor) and tokens.dim() == 1 or (
             isinstance(tokens, (list, tuple)) and len(tokens) and isinstance(tokens[0], (int, np.integer)))
         seqs = [tokens] if flat else list(tokens)
-        return self._token2wav(p, seqs, mask, chunk_tokens, Timing("offline")), SAMPLE_RATE
+        return self._token2wav(p, seqs, mask, chunk_tokens, Timing("offline"), first_chunk_tokens), SAMPLE_RATE
 
-    def _token2wav(self, p: Prompt, seqs, mask, chunk_tokens, timing: Timing) -> np.ndarray:
+    def _token2wav(self, p: Prompt, seqs, mask, chunk_tokens, timing: Timing, first_chunk_tokens=None) -> np.ndarray:
         mels = []
-        for toks in seqs:
+        for k, toks in enumerate(seqs):
             if len(toks) == 0:
                 continue
             t0 = time.perf_counter()
+            first = None if k else first_chunk_tokens  # a short first block: the first sentence's only
             mels.append(self.flow.inference(torch.as_tensor(toks), p.flow_tokens, p.flow_mel, p.spk, mask=mask,
-                                            chunk_tokens=chunk_tokens))
+                                            chunk_tokens=chunk_tokens, first_chunk_tokens=first))
             timing.flow_chunk_s.append(time.perf_counter() - t0)
             timing.flow_s += timing.flow_chunk_s[-1]
         if not mels:
@@ -263,7 +266,7 @@ class MiniCosy:
 
     def stream(self, text: str | Iterable[str], voice: VoiceReference | None = None, speaker: str | None = None,
                seed: int = 0, chunk_tokens: int | None = None, timing: Timing | None = None,
-               lm_ahead: bool | None = None) -> Iterator[np.ndarray]:
+               lm_ahead: bool | None = None, first_chunk_tokens: int | None = None) -> Iterator[np.ndarray]:
         """Streaming synthesis: a generator of float32 audio chunks at 24 kHz.
 
         Prompt and text are checked here, before the first chunk (a ``str`` whole, each sentence
@@ -277,6 +280,8 @@ class MiniCosy:
             timing: a :class:`~minicosy.system.timing.Timing` to fill (default: a new one, also :attr:`last_timing`).
             lm_ahead: run the LM in its own thread ahead of the flow (default: when
                 ``torch.get_num_threads() ≥ 2``); the same tokens either way.
+            first_chunk_tokens: ``F``, a short first flow block (audio after ``F + P`` tokens, then
+                blocks of ``M``); default ``None``: ``M``. Equals the offline mask with the same schedule.
         """
         t_start = time.perf_counter()
         timing = timing if timing is not None else Timing("stream")
@@ -284,9 +289,12 @@ class MiniCosy:
         M = int(chunk_tokens or self.flow.cfg.chunk_tokens)
         if M < 1:
             raise ValueError(f"chunk_tokens must be ≥ 1, got {chunk_tokens}.")
+        if first_chunk_tokens is not None and int(first_chunk_tokens) < 1:
+            raise ValueError(f"first_chunk_tokens must be ≥ 1 (or None for M), got {first_chunk_tokens}.")
         p = self.frontend.prompt(voice, speaker)
         sentences = self.frontend.stream_text(text, p)
         self.frontend.lm_prefix(p, True)
         timing.prompt_s = time.perf_counter() - t_start
         ahead = torch.get_num_threads() >= 2 if lm_ahead is None else bool(lm_ahead)
-        return stream_audio(self, p, sentences, int(seed), M, timing, t_start, ahead)
+        return stream_audio(self, p, sentences, int(seed), M, timing, t_start, ahead,
+                            None if first_chunk_tokens is None else int(first_chunk_tokens))

@@ -20,8 +20,12 @@ the flow and the vocoder run) — the only mode with one thread.
 
 Per sentence the consumer starts a flow stream — a fork of ``Prompt.flow_state`` for a registered
 voice (with a ``"clip"`` flow its prompt block was computed at registration; a ``"cross"`` flow's
-fork computes it with the first tokens), else a stream from the prompt — pushes tokens, flushes at
-the sentence's end; one vocoder stream runs across sentences.
+fork computes it with the first tokens); for a fresh voice a ``"clip"`` flow computes the prompt
+block once per request, when the first sentence starts (while the LM thread already draws its first
+tokens), and forks it per sentence; a ``"cross"`` flow starts a stream from the prompt per sentence.
+The first sentence's flow stream may start with a short first chunk of ``F`` tokens (the schedule
+the flow was trained with in part: ``first_chunk_tokens``), the later blocks hold ``M``. It pushes
+tokens and flushes at the sentence's end; one vocoder stream runs across sentences.
 
 References:
     [1] Du et al., "CosyVoice 2", arXiv 2412.10117, §2.5.
@@ -144,14 +148,26 @@ def waited(events: Iterator, timing: Timing) -> Iterator:
         yield ev
 
 
-def mel_chunks(flow, p, events: Iterator, M: int, timing: Timing) -> Iterator[torch.Tensor]:
-    """LM events → the cached streaming flow, one flow stream per sentence → final mel pieces ``(80, k)``."""
-    fs = None
+def mel_chunks(flow, p, events: Iterator, M: int, timing: Timing,
+               first_chunk_tokens: int | None = None) -> Iterator[torch.Tensor]:
+    """LM events → the cached streaming flow, one flow stream per sentence → final mel pieces ``(80, k)``.
+
+    ``first_chunk_tokens``: ``F``, the first sentence's first block after the prompt (``None``: ``M``)."""
+    fs, state = None, p.flow_state
     for kind, tok in events:
         if kind == "start":
+            F = first_chunk_tokens if not timing.tokens else None  # the short block: the first packet's only
             with torch.inference_mode():
-                fs = p.flow_state.fork(M) if p.flow_state is not None else flow.stream(
-                    p.flow_tokens, p.flow_mel, p.spk, chunk_tokens=M)
+                if state is None and flow.cacheable_prompt and p.flow_tokens is not None and len(p.flow_tokens):
+                    t0 = time.perf_counter()  # a fresh voice, a "clip" flow: the prompt block once per request
+                    state = flow.prompt_state(p.flow_tokens, p.flow_mel, p.spk)
+                    dt = time.perf_counter() - t0
+                    timing.flow_s += dt
+                    timing.flow_prompt_idx.append(len(timing.flow_chunk_s))
+                    timing.flow_prompt_s.append(dt)
+                    timing.flow_chunk_s.append(dt)
+                fs = state.fork(M, first_chunk_tokens=F) if state is not None else flow.stream(
+                    p.flow_tokens, p.flow_mel, p.spk, chunk_tokens=M, first_chunk_tokens=F)
             timing.tokens.append([])
             continue
         if kind == "token":
@@ -178,7 +194,7 @@ class _Threads:
 
 
 def stream_audio(model, p, sentences, seed: int, M: int, timing: Timing, t_start: float,
-                 lm_ahead: bool) -> Iterator[np.ndarray]:
+                 lm_ahead: bool, first_chunk_tokens: int | None = None) -> Iterator[np.ndarray]:
     """The body of ``MiniCosy.stream`` (a generator: nothing runs before the first ``next``)."""
     gen = torch.Generator().manual_seed(seed)
     threads = torch.get_num_threads()
@@ -190,7 +206,7 @@ def stream_audio(model, p, sentences, seed: int, M: int, timing: Timing, t_start
     ahead = RunAhead(make, depth=4 * (M + model.flow.cfg.lookahead)) if lm_ahead else None
     src = ahead if ahead is not None else make()
     events = waited(src, timing)
-    mels = mel_chunks(model.flow, p, events, M, timing)
+    mels = mel_chunks(model.flow, p, events, M, timing, first_chunk_tokens)
     audio = model.vocoder.stream(mels)  # one vocoder stream across sentences: continuous joins
     try:
         while True:
