@@ -249,11 +249,16 @@ def timed_stream(text, voice=None, speaker=None, chunk_tokens=None, seed=0, firs
     return chunks, arrivals, timing, t0
 
 
+def stage_spans(timing, t_call):
+    # the (start, end) spans of the LM draws, the flow blocks and the vocoder runs of one request
+    lm = sorted(spans(timing.lm_first_token_s, t_call) + spans(timing.lm_token_s, t_call))
+    return lm, spans(timing.flow_chunk_s, t_call), spans(timing.vocoder_chunk_s, t_call)
+
+
 text = "The officer likes studying science tomorrow. Nancy hates rain."
 chunks, arrivals, tm, t_call = timed_stream(text, voice)
 streamed = np.concatenate(chunks)
-lm_spans = sorted(spans(tm.lm_first_token_s, t_call) + spans(tm.lm_token_s, t_call))
-flow_spans, voc_spans = spans(tm.flow_chunk_s, t_call), spans(tm.vocoder_chunk_s, t_call)
+lm_spans, flow_spans, voc_spans = stage_spans(tm, t_call)
 
 # %% [markdown]
 # **When does each stage fire?** Count the LM draws that finished before each flow block. For one sentence with a
@@ -420,13 +425,11 @@ t0 = time.perf_counter()
 reg = model.register_voice("us3", VoiceReference(voice.audio.copy(), voice.sample_rate, voice.transcript))
 t_register = time.perf_counter() - t0
 chunks_r, arrivals_r, tm_r, t_call_r = timed_stream(text, "us3")
-lm_spans_r = sorted(spans(tm_r.lm_first_token_s, t_call_r) + spans(tm_r.lm_token_s, t_call_r))
-flow_spans_r, voc_spans_r = spans(tm_r.flow_chunk_s, t_call_r), spans(tm_r.vocoder_chunk_s, t_call_r)
+lm_spans_r, flow_spans_r, voc_spans_r = stage_spans(tm_r, t_call_r)
 parts_r = breakdown(tm_r)
 F_SHORT = 10  # a short first chunk: 10 tokens = 20 frames, more than the vocoder's hold-back H
 chunks_f, arrivals_f, tm_f, t_call_f = timed_stream(text, "us3", first_chunk_tokens=F_SHORT)
-lm_spans_f = sorted(spans(tm_f.lm_first_token_s, t_call_f) + spans(tm_f.lm_token_s, t_call_f))
-flow_spans_f, voc_spans_f = spans(tm_f.flow_chunk_s, t_call_f), spans(tm_f.vocoder_chunk_s, t_call_f)
+lm_spans_f, flow_spans_f, voc_spans_f = stage_spans(tm_f, t_call_f)
 parts_f = breakdown(tm_f)
 
 # %%
@@ -781,12 +784,10 @@ print("mean |Δ log-mel| to the non-causal flow, per chunk size M:", {k: round(v
 # %%
 def chunk_timeline(M_try=M):
     ch, arr, timing, t0 = timed_stream(text.split(". ")[0] + ".", voice, chunk_tokens=M_try)
-    lm = sorted(spans(timing.lm_first_token_s, t0) + spans(timing.lm_token_s, t0))
     print(f"M = {M_try}: first packet after M + P = {M_try + P} tokens, {1000 * timing.first_packet_s:.0f} ms; "
           f"{len(ch)} audio chunks; RTF {timing.summary()['rtf']:.2f}")
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 3), gridspec_kw=dict(width_ratios=[2.2, 1]))
-    plot_timeline(lm, spans(timing.flow_chunk_s, t0), spans(timing.vocoder_chunk_s, t0), ch, arr, timing.prompt_s,
-                  f"chunk M = {M_try} tokens", a1, a2)
+    plot_timeline(*stage_spans(timing, t0), ch, arr, timing.prompt_s, f"chunk M = {M_try} tokens", a1, a2)
     plt.tight_layout()
     plt.show()
 

@@ -165,11 +165,16 @@ def synthesize_mel(flow: ChunkAwareFlow, item: dict, mask: str, n_steps: int = N
                    guidance: float = GUIDANCE) -> torch.Tensor:
     """The flow's log-mel ``(80, up·n)`` for one prepared item under one of :data:`MASKS`."""
     kind, k = MASKS[mask]
-    share = FIRST_CHUNK_SHARE.get(mask)
-    first = None if share is None else math.ceil(share * flow.cfg.chunk_tokens)
     return flow.inference(item["tokens"], item["prompt_tokens"], item["prompt_mel"], item["speaker"], mask=kind,
                           chunk_tokens=None if k is None else k * flow.cfg.chunk_tokens,
-                          n_steps=n_steps, guidance=guidance, first_chunk_tokens=first).float().cpu()
+                          n_steps=n_steps, guidance=guidance,
+                          first_chunk_tokens=first_chunk(mask, flow.cfg.chunk_tokens)).float().cpu()
+
+
+def first_chunk(mask: str, M: int) -> int | None:
+    """The first chunk after the prompt of a :data:`FIRST_CHUNK_SHARE` mask (``⌈share·M⌉`` tokens), else ``None``."""
+    share = FIRST_CHUNK_SHARE.get(mask)
+    return None if share is None else math.ceil(share * M)
 
 
 def first_second_l1(mel: torch.Tensor, ref: torch.Tensor) -> float:
@@ -222,7 +227,7 @@ def summarise(rows: list[dict], systems) -> dict:
              "unscorable": sum(s in r["unscorable"] for r in rows)}
         if s not in BASELINES:
             for key in ("mel_l1", "mel_l1_first_s"):
-                l1 = [r[key][s] for r in rows if r.get(key, {}).get(s) is not None]
+                l1 = [r[key][s] for r in rows if r[key].get(s) is not None]
                 d[key] = round(float(np.mean(l1)), 4) if l1 else None
         if s != "recording":
             d["wer_ratio"] = round(d["wer"] / copy, 3) if copy > 0 else None  # None: undefined, not 0
@@ -331,8 +336,7 @@ def evaluate_flow(flow: ChunkAwareFlow, vocoder: Vocoder, speaker: SpeakerEncode
     return {"split": split, "manifest": str(manifest), "per_voice": per_voice, "seed": seed, "masks": list(masks),
             "chunk_tokens": {m: (None if k is None else k * flow.cfg.chunk_tokens) for m, (_, k) in MASKS.items()
                              if m in masks},
-            "first_chunk_tokens": {m: math.ceil(share * flow.cfg.chunk_tokens) for m, share in FIRST_CHUNK_SHARE.items()
-                                   if m in masks},
+            "first_chunk_tokens": {m: first_chunk(m, flow.cfg.chunk_tokens) for m in FIRST_CHUNK_SHARE if m in masks},
             "n_steps": n_steps, "guidance": guidance, "candidate_voices": cand, "n_ref": n_ref,
             "checkpoint": {"trained": meta.get("trained"), "untrained": bool(meta.get("untrained", False)),
                            "dtype": meta.get("dtype")},

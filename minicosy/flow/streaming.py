@@ -66,7 +66,8 @@ from minicosy.flow.matching import GUIDANCE, N_STEPS
 MODES = ("cached", "recompute")
 
 
-def _size(value, name: str) -> int:
+def positive_int(value, name: str) -> int:
+    """``value`` as an ``int`` ≥ 1, else a ``ValueError`` naming ``name`` (sizes: chunks, steps)."""
     if isinstance(value, bool) or int(value) != value or int(value) < 1:
         raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}.")
     return int(value)
@@ -123,7 +124,7 @@ class FlowPromptState:
     def prepare(cls, model, prompt_tokens=None, prompt_mel=None, speaker=None, n_steps: int = N_STEPS,
                 guidance: float = GUIDANCE) -> "FlowPromptState":
         """The validated, normalised inputs only (nothing computed): what a stream from scratch starts with."""
-        n_steps = _size(n_steps, "n_steps")
+        n_steps = positive_int(n_steps, "n_steps")
         with torch.inference_mode():
             tokens, n_prompt, prompt, spk = model.prepare([], prompt_tokens, prompt_mel, speaker, allow_empty=True)
         return cls(model, tokens, n_prompt, prompt, spk, n_steps, float(guidance))
@@ -176,8 +177,8 @@ class FlowStream:
         if mode not in MODES:
             raise ValueError(f"unknown streaming mode {mode!r}; expected one of {MODES}.")
         self.model, self.mode = model, mode
-        self.M = _size(chunk_tokens or model.cfg.chunk_tokens, "chunk_tokens")
-        self.F = self.M if first_chunk_tokens is None else _size(first_chunk_tokens, "first_chunk_tokens")
+        self.M = positive_int(chunk_tokens or model.cfg.chunk_tokens, "chunk_tokens")
+        self.F = self.M if first_chunk_tokens is None else positive_int(first_chunk_tokens, "first_chunk_tokens")
         self.P, self.up = model.cfg.lookahead, model.cfg.up
         if prompt_state is None:
             prompt_state = FlowPromptState.prepare(model, prompt_tokens, prompt_mel, speaker,

@@ -134,10 +134,11 @@ def pick_requests(manifest, split: str, per_voice: int, voices, speakers) -> tup
 # ----------------------------------------------------------------------------- synthesis
 
 
-def _voice(prompt, root):
+def _voice(prompt, root, transcript: bool = True):
+    """The prompt recording as a voice; ``transcript=False``: without its text (only the flow is prompted)."""
     from minicosy.system.frontend import VoiceReference
 
-    return VoiceReference.from_file(prompt.audio_path(root), prompt.text)
+    return VoiceReference.from_file(prompt.audio_path(root), prompt.text if transcript else None)
 
 
 def synthesize_requests(model, requests: list[Request], scenario: str, root, seed: int = 0, log=print) -> list[dict]:
@@ -145,11 +146,7 @@ def synthesize_requests(model, requests: list[Request], scenario: str, root, see
     family, mode = scenario.split("_")
     out, t0 = [], time.perf_counter()
     for k, r in enumerate(requests):
-        voice = _voice(r.prompt, root) if family == "icl" else None
-        if family == "flowprompt":  # the recording without its transcript: only the flow is prompted
-            from minicosy.system.frontend import VoiceReference
-
-            voice = VoiceReference.from_file(r.prompt.audio_path(root))
+        voice = None if family == "sft" else _voice(r.prompt, root, transcript=family == "icl")  # flowprompt: no text
         speaker = r.utt.voice if family == "sft" else None
         s = seed + k  # the same seed for a request in every scenario: offline and stream differ by the masks only
         if mode == "offline":

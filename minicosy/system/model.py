@@ -60,6 +60,7 @@ import torch
 
 from minicosy.flow.model import ChunkAwareFlow
 from minicosy.flow.speaker import SpeakerEncoder
+from minicosy.flow.streaming import positive_int
 from minicosy.lm.generate import generate, generate_bistream
 from minicosy.lm.model import TextSpeechLM
 from minicosy.speech_tokenizer.model import SpeechTokenizer
@@ -289,12 +290,11 @@ class MiniCosy:
         M = int(chunk_tokens or self.flow.cfg.chunk_tokens)
         if M < 1:
             raise ValueError(f"chunk_tokens must be ≥ 1, got {chunk_tokens}.")
-        if first_chunk_tokens is not None and int(first_chunk_tokens) < 1:
-            raise ValueError(f"first_chunk_tokens must be ≥ 1 (or None for M), got {first_chunk_tokens}.")
+        if first_chunk_tokens is not None:  # checked here, before the generator's first step
+            first_chunk_tokens = positive_int(first_chunk_tokens, "first_chunk_tokens")
         p = self.frontend.prompt(voice, speaker)
         sentences = self.frontend.stream_text(text, p)
         self.frontend.lm_prefix(p, True)
         timing.prompt_s = time.perf_counter() - t_start
         ahead = torch.get_num_threads() >= 2 if lm_ahead is None else bool(lm_ahead)
-        return stream_audio(self, p, sentences, int(seed), M, timing, t_start, ahead,
-                            None if first_chunk_tokens is None else int(first_chunk_tokens))
+        return stream_audio(self, p, sentences, int(seed), M, timing, t_start, ahead, first_chunk_tokens)

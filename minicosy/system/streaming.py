@@ -45,7 +45,7 @@ import numpy as np
 import torch
 
 from minicosy.system.frontend import SAMPLE_RATE
-from minicosy.system.timing import Timing, timed_flow_step, timed_tokens
+from minicosy.system.timing import Timing, timed_flow_step, timed_prompt_state, timed_tokens
 
 JOIN_TIMEOUT_S = 10.0  # close(): how long to wait for the LM thread to finish its current step
 
@@ -156,16 +156,10 @@ def mel_chunks(flow, p, events: Iterator, M: int, timing: Timing,
     fs, state = None, p.flow_state
     for kind, tok in events:
         if kind == "start":
-            F = first_chunk_tokens if not timing.tokens else None  # the short block: the first packet's only
+            F = first_chunk_tokens if fs is None else None  # the short block: the first sentence's only
             with torch.inference_mode():
                 if state is None and flow.cacheable_prompt and p.flow_tokens is not None and len(p.flow_tokens):
-                    t0 = time.perf_counter()  # a fresh voice, a "clip" flow: the prompt block once per request
-                    state = flow.prompt_state(p.flow_tokens, p.flow_mel, p.spk)
-                    dt = time.perf_counter() - t0
-                    timing.flow_s += dt
-                    timing.flow_prompt_idx.append(len(timing.flow_chunk_s))
-                    timing.flow_prompt_s.append(dt)
-                    timing.flow_chunk_s.append(dt)
+                    state = timed_prompt_state(flow, p, timing)  # a fresh voice: the prompt block once per request
                 fs = state.fork(M, first_chunk_tokens=F) if state is not None else flow.stream(
                     p.flow_tokens, p.flow_mel, p.spk, chunk_tokens=M, first_chunk_tokens=F)
             timing.tokens.append([])

@@ -128,7 +128,24 @@ def timed_flow_step(fs, timing: Timing, tokens):
     timing.flow_s += time.perf_counter() - t0
     new = fs.chunk_times[n:]
     if in_prompt and new:  # the first block of a stream with a prompt is the prompt itself
-        timing.flow_prompt_idx.append(len(timing.flow_chunk_s))
-        timing.flow_prompt_s.append(new[0])
+        _prompt_block(timing, new.pop(0))
     timing.flow_chunk_s += new
     return mel
+
+
+def timed_prompt_state(flow, p, timing: Timing):
+    """``flow.prompt_state`` of a fresh voice's prompt (a ``"clip"`` flow: once per request), timed as its
+    prompt block. Returns the :class:`~minicosy.flow.streaming.FlowPromptState` to fork per sentence."""
+    t0 = time.perf_counter()
+    state = flow.prompt_state(p.flow_tokens, p.flow_mel, p.spk)
+    dt = time.perf_counter() - t0
+    timing.flow_s += dt
+    _prompt_block(timing, dt)
+    return state
+
+
+def _prompt_block(timing: Timing, seconds: float) -> None:
+    # a prompt block is a flow block (flow_chunk_s) whose position flow_prompt_idx marks
+    timing.flow_prompt_idx.append(len(timing.flow_chunk_s))
+    timing.flow_prompt_s.append(seconds)
+    timing.flow_chunk_s.append(seconds)
